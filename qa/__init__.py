@@ -1,0 +1,25 @@
+"""Footnote: citation-grounded extractive question answering over your own sources.
+
+The web app and the CLI use only the names exported here.
+"""
+
+from qa.config import SETTINGS, load
+from qa.documents import Answer, Evidence, Footnote, PassageHit, Reference, Result
+from qa.errors import (
+    DocumentNotFound,
+    EmptyQuery,
+    FootnoteError,
+    IndexLocked,
+    IndexMismatch,
+    IndexNotFound,
+    ParseError,
+    QueryTooLong,
+    UnsupportedFormat,
+)
+from qa.pipeline import Pipeline
+
+__all__ = [
+    "SETTINGS", "Answer", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
+    "IndexLocked", "IndexMismatch", "IndexNotFound", "ParseError", "PassageHit", "Pipeline", "QueryTooLong",
+    "Reference", "Result", "UnsupportedFormat", "load",
+]

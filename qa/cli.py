@@ -1,0 +1,205 @@
+"""The `qa` command: index, ask, sources, remove, serve, eval. Only this module sets up logging and exits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from qa import FootnoteError, Pipeline, Result, load  # noqa: E402
+
+EXIT_ERROR = 1
+EXIT_NOTHING_PUBLISHED = 2
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    return Pipeline(load({"index": args.index, "model": getattr(args, "model", None)}))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    pipe = _pipeline(args)
+    bar = tqdm(total=0, unit="file", disable=args.quiet or None, file=sys.stderr)
+
+    def progress(done: int, total: int, current: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(current[-40:], refresh=True)
+
+    report = pipe.index(args.paths or ["sources"], rebuild=args.rebuild, progress=progress)
+    bar.close()
+    for path, why in report.failed:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(report.summary())
+    if not report.published and not (report.unchanged or report.removed):
+        print(f"error: nothing could be indexed from {', '.join(args.paths or ['sources'])}", file=sys.stderr)
+        return EXIT_NOTHING_PUBLISHED
+    if args.strict and report.failed:
+        print(f"error: {len(report.failed)} file(s) skipped and --strict is set", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from qa.indexer import display_path
+    from pathlib import Path
+
+    pipe = _pipeline(args)
+    shown = [display_path(Path(p)) for p in args.paths]
+    report = pipe.index([], remove=shown)
+    if not report.removed:
+        print(f"error: not in the index: {', '.join(shown)}", file=sys.stderr)
+        return EXIT_ERROR
+    print(report.summary())
+    return 0
+
+
+def format_result(result: Result) -> str:
+    """Readable text for a terminal: answer, supporting sentences, numbered footnotes."""
+    out = []
+    if not result.answer:
+        out.append("The sources do not answer this.")
+        if result.passages:
+            out.append("\nClosest passages:")
+            for p in result.passages[:3]:
+                out.append(f"  - {p.document.title} ({p.document.path}, chars {p.start}-{p.end}), score {p.score:.2f}")
+                out.append(textwrap.indent(textwrap.fill(p.text, 96), "      "))
+        return "\n".join(out)
+    a = result.answer
+    out.append(f"Answer: {a.text}   (score {a.score:.2f})\n")
+    n = 0
+    notes = []
+    for ev in a.evidence:
+        marks = []
+        for f in ev.footnotes:
+            n += 1
+            marks.append(f"[{n}]")
+            loc = f", p. {f.locator}" if f.locator else ""
+            if f.reference:
+                ref = f.reference.text + (f" <{f.reference.fields['url']}>" if "url" in f.reference.fields else "")
+            else:
+                ref = "reference not included in the source"
+            notes.append(f"[{n}] (source marker [{f.marker}]{loc}) {ref}")
+        out.append(textwrap.fill(f"\u201c{ev.sentence}\u201d {''.join(marks)}", 100))
+        page = f", page {ev.page}" if ev.page else ""
+        out.append(f"    \u2014 {ev.document.title}, {ev.document.path}, chars {ev.start}-{ev.end}{page}\n")
+    if notes:
+        out.append("Footnotes:")
+        out += [textwrap.fill(x, 100, subsequent_indent="    ") for x in notes]
+    else:
+        out.append("Footnotes: none in the source; cited to the document and position above.")
+    out.append(f"\n({result.timings_ms['total']:.0f} ms)")
+    return "\n".join(out)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    result = _pipeline(args).ask(" ".join(args.question))
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    docs = _pipeline(args).sources()
+    if args.json:
+        print(json.dumps(docs, ensure_ascii=False, indent=2))
+        return 0
+    if not docs:
+        print("The index is empty.")
+    for d in docs:
+        print(f"{d['id']}  {d['path']}  \u201c{d['title']}\u201d  [{d['format']}]  {d['passages']} passages, "
+              f"{d['references']} references, {d['resolved']}/{d['citations']} citations resolved, "
+              f"indexed {d['indexed_at']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from web import serve
+
+    config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port})
+    serve(config)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Footnote: answers copied from your sources, "
+                                     "with footnotes to the references they cite.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index", default=None, help="index folder (default: index/)")
+        p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
+
+    p = sub.add_parser("index", help="build or update the index from files and folders")
+    p.add_argument("paths", nargs="*", help="files and folders to index (default: sources/)")
+    p.add_argument("--rebuild", action="store_true", help="start over instead of updating")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when any file was skipped")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("remove", help="drop documents from the index by path")
+    p.add_argument("paths", nargs="+")
+    common(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("ask", help="ask a question (or paste a statement to find its source)")
+    p.add_argument("question", nargs="+")
+    p.add_argument("--json", action="store_true", help="print the JSON answer object")
+    common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("sources", help="list what is indexed")
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_sources)
+
+    p = sub.add_parser("serve", help="start the web app")
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 5000)")
+    common(p)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return args.func(args)
+    except FootnoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    """sentence-transformers and transformers print load bars and warnings a user cannot act on."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("sentence_transformers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run() -> None:
+    """Console-script entry point: exit with main's status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Settings, declared once as (name, default, help) and layered: defaults < footnote.toml < environment < explicit."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.errors import ConfigError
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("index", "index", "Folder holding the built index."),
+    Setting("model", BUNDLED_MODEL, "Sentence-transformers model: the bundled one, a name, or a local folder."),
+    Setting("chunk_chars", 700, "Largest passage size in characters (a longer single sentence stays whole)."),
+    Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages."),
+    Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported."),
+    Setting("max_question_chars", 1000, "Longest question accepted, in characters."),
+    Setting("candidates", 50, "Passages taken from each retriever before fusion."),
+    Setting("top_k", 5, "Passages returned with every answer."),
+    Setting("answer_passages", 3, "Top passages whose sentences are scored for the answer."),
+    Setting("min_support", 0.35, "Lowest sentence support score that still counts as an answer."),
+    Setting("host", "127.0.0.1", "Address `qa serve` binds to."),
+    Setting("port", 5000, "Port `qa serve` listens on."),
+    Setting("threads", 8, "Worker threads of the web server."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+ENV_PREFIX = "FOOTNOTE_"
+
+
+def load(overrides: dict[str, Any] | None = None, config_file: str | os.PathLike | None = "footnote.toml",
+         environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Merge the layers into one plain dict.
+
+    Args:
+        overrides: explicit values (CLI flags, a test mapping); None values are ignored.
+        config_file: a TOML file of settings, read when it exists.
+        environ: the environment to read `FOOTNOTE_<NAME>` from (default os.environ).
+
+    Returns:
+        A dict with a value for every declared setting.
+    """
+    config = {s.name: s.default for s in SETTINGS}
+    if config_file and Path(config_file).is_file():
+        with open(config_file, "rb") as fh:
+            config.update(_checked(tomllib.load(fh), str(config_file)))
+    env = os.environ if environ is None else environ
+    for s in SETTINGS:
+        raw = env.get(ENV_PREFIX + s.name.upper())
+        if raw is not None:
+            config[s.name] = _coerce(s, raw)
+    config.update(_checked({k: v for k, v in (overrides or {}).items() if v is not None}, "overrides"))
+    return config
+
+
+def _checked(values: dict[str, Any], where: str) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {where}: {', '.join(unknown)}")
+    return {k: _coerce(_BY_NAME[k], v) for k, v in values.items()}
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    kind = type(setting.default)
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {setting.name!r} wants a {kind.__name__}, got {value!r}") from exc

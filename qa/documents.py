@@ -1,0 +1,197 @@
+"""Data classes for what ingest produces and what answers carry: text with offsets, never strings pasted together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a document, as character offsets into the document's clean text."""
+
+    start: int
+    end: int
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One entry of a source's reference list (or one `<ref>` body).
+
+    `key` is how markers point at it ("1", "a", "note 1", an HTML anchor); `text` is the
+    note exactly as the source gives it, whitespace normalised; `fields` holds what could be
+    parsed from it (url, title, authors, date, ...) and never anything invented.
+    """
+
+    key: str
+    text: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    resolved: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": self.key, "text": self.text, **self.fields}
+        if self.resolved:
+            out["resolved"] = self.resolved
+        return out
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A marker as the source wrote it, where it stood, and the reference it resolves to.
+
+    `sentence` indexes `Document.sentences`; `position` is the clean-text offset where the
+    marker was removed; `reference` is a `Reference.key` or None when the source does not
+    make the link certain.
+    """
+
+    sentence: int
+    marker: str
+    position: int
+    locator: str | None = None
+    reference: str | None = None
+
+
+@dataclass
+class Document:
+    """One parsed source file: clean text, its sentences, its references and citations."""
+
+    path: str
+    title: str
+    format: str
+    text: str
+    sentences: list[Sentence]
+    references: list[Reference] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def sentence_text(self, i: int) -> str:
+        s = self.sentences[i]
+        return self.text[s.start : s.end]
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """How an answer names a document: enough to cite it and to link to it."""
+
+    id: str
+    title: str
+    path: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "title": self.title, "path": self.path}
+        out.update({k: v for k, v in self.meta.items() if k in ("url", "author", "date", "license")})
+        return out
+
+
+@dataclass(frozen=True)
+class Footnote:
+    """A citation attached to an evidence sentence, with its reference when certain."""
+
+    marker: str
+    locator: str | None
+    reference: Reference | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "marker": self.marker,
+            "locator": self.locator,
+            "reference": self.reference.to_dict() if self.reference else None,
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A verbatim sentence supporting an answer: `document.text[start:end] == sentence`."""
+
+    sentence: str
+    document: DocumentRef
+    start: int
+    end: int
+    footnotes: tuple[Footnote, ...]
+    score: float
+    page: int | None = None
+    section: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "sentence": self.sentence,
+            "document": self.document.to_dict(),
+            "start": self.start,
+            "end": self.end,
+            "footnotes": [f.to_dict() for f in self.footnotes],
+            "score": round(self.score, 4),
+        }
+        if self.page is not None:
+            out["page"] = self.page
+        if self.section:
+            out["section"] = self.section
+        return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: `text` is a slice of the first evidence sentence's document."""
+
+    text: str
+    score: float
+    evidence: tuple[Evidence, ...]
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "score": round(self.score, 4),
+            "start": self.start,
+            "end": self.end,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True)
+class PassageHit:
+    """A retrieved passage with its fused retrieval score."""
+
+    id: int
+    document: DocumentRef
+    text: str
+    score: float
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "document": {"id": self.document.id, "title": self.document.title, "path": self.document.path},
+            "text": self.text,
+            "score": round(self.score, 4),
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """What `ask` returns: an answer or an abstention, the closest passages, and timings."""
+
+    question: str
+    answer: Answer | None
+    passages: tuple[PassageHit, ...]
+    timings_ms: dict[str, float]
+
+    @property
+    def answered(self) -> bool:
+        return self.answer is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "answer": self.answer.to_dict() if self.answer else None,
+            "passages": [p.to_dict() for p in self.passages],
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+

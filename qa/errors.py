@@ -1,0 +1,61 @@
+"""The small error hierarchy the CLI and the web app map to messages and statuses."""
+
+
+class FootnoteError(Exception):
+    """Base of every error Footnote raises on purpose; `status` is the HTTP status to use."""
+
+    status = 500
+
+
+class IndexNotFound(FootnoteError):
+    """No published index exists at the given folder yet."""
+
+    status = 503
+
+
+class IndexMismatch(FootnoteError):
+    """The index was built with another model or schema version and must be rebuilt."""
+
+    status = 503
+
+
+class IndexLocked(FootnoteError):
+    """Another process is updating the same index right now."""
+
+    status = 409
+
+
+class ParseError(FootnoteError):
+    """A source file could not be read or parsed; the message names the file and the reason."""
+
+    status = 422
+
+
+class UnsupportedFormat(ParseError):
+    """A file's extension is not one Footnote reads."""
+
+    status = 415
+
+
+class EmptyQuery(FootnoteError):
+    """The question is empty after trimming whitespace."""
+
+    status = 400
+
+
+class QueryTooLong(FootnoteError):
+    """The question is longer than the configured limit."""
+
+    status = 400
+
+
+class DocumentNotFound(FootnoteError):
+    """No indexed document has the requested id."""
+
+    status = 404
+
+
+class ConfigError(FootnoteError):
+    """A setting has a value Footnote cannot use."""
+
+    status = 500

@@ -1,0 +1,106 @@
+"""Assemble clean text, sentences and citations while a parser walks its source.
+
+Every parser (text, Markdown, HTML, wikitext, PDF) feeds text pieces and citation markers in
+reading order; the builder normalises whitespace, remembers where each marker stood in the
+clean text, splits sentences per paragraph and attaches each marker to the sentence it ends.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from qa.documents import Citation, Document, Reference, Sentence
+from qa.segment import sentence_spans
+
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass
+class _Mark:
+    position: int
+    marker: str
+    locator: str | None
+    reference: str | None
+
+
+class DocumentBuilder:
+    """Collects paragraphs of clean text and the markers found in them."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._length = 0
+        self._para_start = 0
+        self._paragraphs: list[tuple[int, int, str | None]] = []
+        self._section: str | None = None
+        self._marks: list[_Mark] = []
+
+    def text(self, piece: str) -> None:
+        """Append prose; runs of whitespace become one space, none at a paragraph's start."""
+        piece = _SPACE.sub(" ", piece)
+        at_start = self._length == self._para_start
+        ends_space = not at_start and self._text[-1].endswith(" ")
+        if (at_start or ends_space) and piece.startswith(" "):
+            piece = piece[1:]
+        if piece:
+            self._text.append(piece)
+            self._length += len(piece)
+
+    def cite(self, marker: str, locator: str | None = None, reference: str | None = None) -> None:
+        """Record a citation marker at the current position (it is not part of the clean text)."""
+        self._marks.append(_Mark(self._length, marker, locator, reference))
+
+    def heading(self, title: str) -> None:
+        """Close the paragraph; following sentences belong to this section."""
+        self.paragraph()
+        self._section = _SPACE.sub(" ", title).strip() or None
+
+    def paragraph(self) -> None:
+        """Close the current paragraph (trailing spaces dropped, paragraphs joined by a blank line)."""
+        if self._text and self._length > self._para_start and self._text[-1].endswith(" "):
+            self._text[-1] = self._text[-1][:-1]
+            self._length -= 1
+            for m in self._marks:
+                m.position = min(m.position, self._length)
+        if self._length > self._para_start:
+            self._paragraphs.append((self._para_start, self._length, self._section))
+            self._text.append("\n\n")
+            self._length += 2
+        self._para_start = self._length
+
+    def markers(self) -> list[str]:
+        """The markers recorded so far, in reading order (for deciding how a list maps)."""
+        return [m.marker for m in self._marks]
+
+    def build(self, path: str, title: str, fmt: str, references: list[Reference],
+              link: dict[str, str] | None = None, meta: dict[str, str] | None = None) -> Document:
+        """Finish the document.
+
+        Args:
+            path, title, fmt: how the document is named.
+            references: the reference list as the source gives it.
+            link: marker -> reference key, for markers recorded without one; a marker
+                missing here stays unresolved (never guessed).
+            meta: front matter or other document-level facts.
+
+        Returns:
+            The Document, with citations attached to sentences.
+        """
+        self.paragraph()
+        text = "".join(self._text)
+        if text.endswith("\n\n"):
+            text = text[:-2]
+        sentences: list[Sentence] = []
+        for start, end, section in self._paragraphs:
+            sentences += [Sentence(s, e, section=section) for s, e in sentence_spans(text, start, end)]
+        starts = [s.start for s in sentences]
+        keys = {r.key for r in references}
+        citations = []
+        for m in self._marks:
+            if not sentences:
+                break
+            i = max(bisect.bisect_left(starts, m.position) - 1, 0)
+            ref = m.reference or (link or {}).get(m.marker)
+            citations.append(Citation(i, m.marker, m.position, m.locator, ref if ref in keys else None))
+        return Document(path, title, fmt, text, sentences, references, citations, meta or {})

@@ -1,0 +1,183 @@
+"""The one object that ties the stages together, built from a config dict.
+
+The CLI and the web app hold one Pipeline each: it loads the model once, opens the serving
+generation of the index, notices when a new generation is published, and answers questions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+
+from qa import answer as ans
+from qa import config as cfg
+from qa import index as ix
+from qa import indexer, store
+from qa.documents import Answer, Evidence, Footnote, PassageHit, Result
+from qa.embed import Embedder
+from qa.errors import DocumentNotFound, EmptyQuery, QueryTooLong
+from qa.retrieve import retrieve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A generation opened for reading: its manifest and its vectors."""
+
+    generation: ix.Generation
+    vectors: faiss.Index
+
+
+class Pipeline:
+    """Index sources and answer questions over them.
+
+    Args:
+        config: settings as returned by `qa.config.load` (missing ones take their defaults).
+        embedder: an already loaded model to share (tests load it once per session).
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None, embedder: Embedder | None = None) -> None:
+        self.config = {**cfg.load(config_file=None, environ={}), **(config or {})}
+        self.index_dir = Path(self.config["index"])
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model, loaded on first use and then shared."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.config["model"])
+            return self._embedder
+
+    def index(self, paths: Iterable[str] = ("sources",), rebuild: bool = False,
+              progress: indexer.Progress | None = None, remove: Iterable[str] = ()) -> indexer.Report:
+        """Build or update the index from files and folders (see `qa.indexer.build`)."""
+        return indexer.build(paths, self.index_dir, self.embedder, self.config, rebuild, progress, remove)
+
+    def snapshot(self) -> Snapshot:
+        """The serving generation, reopened when a newer one has been published."""
+        name = ix.current_name(self.index_dir)
+        snap = self._snapshot
+        if snap is not None and snap.generation.path.name == name:
+            return snap
+        with self._lock:
+            if self._snapshot is None or self._snapshot.generation.path.name != name:
+                gen = ix.current(self.index_dir, self.config["model"])
+                self._snapshot = Snapshot(gen, ix.load_vectors(gen))
+                log.info("serving generation %s", gen.path.name)
+            return self._snapshot
+
+    def connect(self, snap: Snapshot | None = None):
+        """A read-only connection to a generation's store (callers close it)."""
+        snap = snap or self.snapshot()
+        return store.connect(str(snap.generation.store_path), readonly=True)
+
+    def check_question(self, question: str) -> str:
+        q = " ".join((question or "").split())
+        if not q:
+            raise EmptyQuery("the question is empty; type a question or paste a statement to check")
+        limit = self.config["max_question_chars"]
+        if len(q) > limit:
+            raise QueryTooLong(f"the question is {len(q)} characters long; the limit is {limit}")
+        return q
+
+    def ask(self, question: str) -> Result:
+        """Answer a question from the sources, or abstain.
+
+        Raises:
+            EmptyQuery, QueryTooLong: the question is not usable.
+            IndexNotFound, IndexMismatch: there is no usable index.
+        """
+        t0 = time.perf_counter()
+        q = self.check_question(question)
+        snap = self.snapshot()
+        conn = self.connect(snap)
+        try:
+            qvec = self.embedder.encode([q])[0]
+            cands = retrieve(q, qvec, snap.vectors, conn, self.config["candidates"],
+                             max(self.config["top_k"], self.config["answer_passages"]))
+            rows = store.passages(conn, [c.id for c in cands])
+            hits = tuple(PassageHit(c.id, store.document_ref(rows[c.id]), rows[c.id]["text"], c.score,
+                                    rows[c.id]["start"], rows[c.id]["end"]) for c in cands if c.id in rows)
+            t1 = time.perf_counter()
+            answer = self._answer(conn, q, qvec, hits[: self.config["answer_passages"]], rows)
+        finally:
+            conn.close()
+        t2 = time.perf_counter()
+        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+        return Result(q, answer, hits[: self.config["top_k"]], timings)
+
+    def _answer(self, conn, question: str, qvec, hits: tuple[PassageHit, ...], rows) -> Answer | None:
+        cands, seen, info = [], set(), {}
+        for rank, hit in enumerate(hits):
+            row = rows[hit.id]
+            for idx, sent, text in store.sentences(conn, hit.document.id, row["first_sentence"], row["last_sentence"]):
+                key = (hit.document.id, idx)
+                if key not in seen:
+                    seen.add(key)
+                    cands.append((key, text, rank))
+                    info[key] = (hit.document, sent)
+        if not cands:
+            return None
+        scored = ans.score_sentences(question, qvec, cands, self.embedder.encode([t for _, t, _ in cands]))
+        best = scored[0]
+        if best.support < self.config["min_support"]:
+            return None
+        doc, sent = info[best.key]
+        keys = [best.key]
+        if ans.needs_previous(best.text) and best.key[1] > 0:
+            keys.insert(0, (best.key[0], best.key[1] - 1))
+        evidence = tuple(self._evidence(conn, doc, k[1], best.support) for k in keys)
+        span = ans.short_span(question, best.text)
+        start, end = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
+        text = best.text[span[0]:span[1]] if span else best.text
+        return Answer(text, best.support, evidence, start, end)
+
+    def _evidence(self, conn, doc, idx: int, score: float) -> Evidence:
+        [(_, sent, text)] = store.sentences(conn, doc.id, idx, idx)
+        notes = tuple(Footnote(c.marker, c.locator, ref) for c, ref in store.citations(conn, doc.id, [idx]))
+        return Evidence(text, doc, sent.start, sent.end, notes, score, sent.page, sent.section)
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every indexed document with its counts."""
+        conn = self.connect()
+        try:
+            return store.documents(conn)
+        finally:
+            conn.close()
+
+    def document(self, doc_id: str) -> dict[str, Any]:
+        """One document: its clean text, sentences with footnotes, and references.
+
+        Raises:
+            DocumentNotFound: no document has that id.
+        """
+        conn = self.connect()
+        try:
+            doc = store.document(conn, doc_id)
+            if doc is None:
+                raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
+            sents = store.sentences(conn, doc_id, 0, 1 << 30)
+            notes: dict[int, list[dict[str, Any]]] = {}
+            for c, ref in store.citations(conn, doc_id):
+                notes.setdefault(c.sentence, []).append(
+                    {**Footnote(c.marker, c.locator, ref).to_dict(), "position": c.position})
+            return {
+                **doc.ref.to_dict(), "format": doc.format, "text": doc.text, "indexed_at": doc.indexed_at,
+                "meta": doc.ref.meta,
+                "sentences": [{"index": i, "start": s.start, "end": s.end, "page": s.page, "section": s.section,
+                               "footnotes": notes.get(i, [])} for i, s, _ in sents],
+                "references": [r.to_dict() for r in store.references(conn, doc_id)],
+            }
+        finally:
+            conn.close()

@@ -1,0 +1,52 @@
+"""Parse fields (authors, title, date, URL, DOI, ISBN, work, pages) out of a reference's text.
+
+Only what the text itself shows is returned; a field that cannot be read is left out, never
+guessed. The reference text itself is kept verbatim beside these fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_URL = re.compile(r"https?://[^\s<>\"\]]+")
+_DOI = re.compile(r"\b(?:doi:\s?|https?://(?:dx\.)?doi\.org/)(10\.\d{4,9}/[^\s,;\"\]]+)", re.I)
+_ISBN = re.compile(r"\bISBN[:\s]*((?:97[89][-\s]?)?(?:\d[-\s]?){9}[\dXx])")
+_DATE_IN_PARENS = re.compile(r"\((\d{4}(?:-\d{2}(?:-\d{2})?)?|(?:\d{1,2} )?[A-Z][a-z]+\.? (?:\d{1,2}, )?\d{4}|\d{4}[a-z]?)\)")
+_QUOTED = re.compile(r"[\"“]([^\"”]{3,}?)[\"”]")
+_PAGES = re.compile(r"\bpp?\.\s?(\d+(?:\s?[–-]\s?\d+)?)")
+
+
+def parse_fields(text: str) -> dict[str, Any]:
+    """Read citation fields from a reference's text.
+
+    Args:
+        text: the reference as the source gives it.
+
+    Returns:
+        Any of: url, doi, isbn, date, title, authors (list), work, pages.
+    """
+    fields: dict[str, Any] = {}
+    if m := _DOI.search(text):
+        fields["doi"] = m.group(1).rstrip(".")
+    if m := _URL.search(text):
+        fields["url"] = m.group(0).rstrip(".,;)")
+    elif "doi" in fields:
+        fields["url"] = "https://doi.org/" + fields["doi"]
+    if m := _ISBN.search(text):
+        fields["isbn"] = re.sub(r"[-\s]", "", m.group(1))
+    if m := _PAGES.search(text):
+        fields["pages"] = m.group(1)
+    date = _DATE_IN_PARENS.search(text)
+    if date:
+        fields["date"] = date.group(1)
+        authors = text[: date.start()].strip().rstrip(",")
+        if authors and len(authors) < 200 and not _QUOTED.search(authors):
+            fields["authors"] = [a.strip() for a in authors.split(";") if a.strip()]
+    if m := _QUOTED.search(text):
+        fields["title"] = m.group(1).strip().rstrip(".,")
+        after = text[m.end():].lstrip(" .,")
+        work = re.split(r"\.\s|,\s|\.$", after, maxsplit=1)[0].strip()
+        if work and len(work) < 120 and not work.lower().startswith(("archived", "retrieved", "in ")):
+            fields["work"] = work
+    return fields

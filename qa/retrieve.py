@@ -1,0 +1,61 @@
+"""Find candidate passages: dense (FAISS) and lexical (FTS5 BM25) rankings fused by reciprocal rank.
+
+Lexical search is strong on questions that reuse the source's words; dense search catches
+paraphrase. Reciprocal rank fusion needs no score calibration between the two.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from qa import store
+
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A passage id with its fused score (0..1) and its rank in each retriever (None: not found)."""
+
+    id: int
+    score: float
+    dense_rank: int | None
+    lexical_rank: int | None
+    dense_score: float
+
+
+def retrieve(question: str, qvec: np.ndarray, vectors: faiss.Index, conn: sqlite3.Connection,
+             candidates: int, top_k: int) -> list[Candidate]:
+    """Rank passages for a question.
+
+    Args:
+        question: the question text (for BM25).
+        qvec: its unit vector, shape (dimension,).
+        vectors: the FAISS index (ids are passage ids).
+        conn: the store.
+        candidates: how many each retriever contributes.
+        top_k: how many fused results to return.
+
+    Returns:
+        Candidates best first; `score` is the RRF score scaled so 1.0 means first in both.
+    """
+    dense: dict[int, tuple[int, float]] = {}
+    if vectors.ntotal:
+        scores, ids = vectors.search(qvec.reshape(1, -1).astype("float32"), min(candidates, vectors.ntotal))
+        for rank, (pid, s) in enumerate(zip(ids[0], scores[0])):
+            if pid >= 0:
+                dense[int(pid)] = (rank, float(s))
+    lexical = {pid: rank for rank, (pid, _) in enumerate(store.lexical_search(conn, question, candidates))}
+    best = 2.0 / (RRF_K + 1)
+    fused = []
+    for pid in dense.keys() | lexical.keys():
+        d = dense.get(pid)
+        lr = lexical.get(pid)
+        score = (1 / (RRF_K + 1 + d[0]) if d else 0.0) + (1 / (RRF_K + 1 + lr) if lr is not None else 0.0)
+        fused.append(Candidate(pid, score / best, d[0] if d else None, lr, d[1] if d else 0.0))
+    fused.sort(key=lambda c: (-c.score, c.id))
+    return fused[:top_k]

@@ -1,0 +1,202 @@
+"""The SQLite half of an index: documents, sentences, references, citations, passages, FTS5.
+
+Passage ids are the FAISS vector ids, so the two halves agree by construction; `check`
+verifies the counts when an index is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from qa.chunk import Chunk
+from qa.documents import Citation, Document, DocumentRef, Reference, Sentence
+
+SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, format TEXT NOT NULL,
+    text TEXT NOT NULL, meta TEXT NOT NULL, sha256 TEXT NOT NULL, indexed_at TEXT NOT NULL);
+CREATE TABLE sentences (
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, section TEXT,
+    PRIMARY KEY (doc_id, idx));
+CREATE TABLE refs (
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, ord INTEGER NOT NULL,
+    key TEXT NOT NULL, text TEXT NOT NULL, fields TEXT NOT NULL, resolved TEXT,
+    PRIMARY KEY (doc_id, key));
+CREATE TABLE citations (
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, sentence INTEGER NOT NULL,
+    marker TEXT NOT NULL, position INTEGER NOT NULL, locator TEXT, ref_key TEXT);
+CREATE INDEX citations_sentence ON citations(doc_id, sentence);
+CREATE TABLE passages (
+    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, first_sentence INTEGER NOT NULL,
+    last_sentence INTEGER NOT NULL);
+CREATE INDEX passages_doc ON passages(doc_id);
+CREATE VIRTUAL TABLE passages_fts USING fts5(text, title, tokenize = 'porter unicode61');
+"""
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document row as the store keeps it (text included)."""
+
+    ref: DocumentRef
+    format: str
+    text: str
+    sha256: str
+    indexed_at: str
+
+
+def connect(path: str, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store; read-only connections use SQLite's URI mode so nothing can write."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA foreign_keys = ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def add_document(conn: sqlite3.Connection, doc_id: str, doc: Document, sha256: str,
+                 indexed_at: str, chunks: list[Chunk], first_passage_id: int) -> list[int]:
+    """Insert a parsed document and its passages.
+
+    Returns:
+        The passage ids given, in chunk order (the caller adds vectors under the same ids).
+    """
+    conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
+                 (doc_id, doc.path, doc.title, doc.format, doc.text, json.dumps(doc.meta), sha256, indexed_at))
+    conn.executemany("INSERT INTO sentences VALUES (?,?,?,?,?,?)",
+                     [(doc_id, i, s.start, s.end, s.page, s.section) for i, s in enumerate(doc.sentences)])
+    conn.executemany("INSERT INTO refs VALUES (?,?,?,?,?,?)",
+                     [(doc_id, i, r.key, r.text, json.dumps(r.fields), r.resolved)
+                      for i, r in enumerate(doc.references)])
+    conn.executemany("INSERT INTO citations VALUES (?,?,?,?,?,?)",
+                     [(doc_id, c.sentence, c.marker, c.position, c.locator, c.reference) for c in doc.citations])
+    ids = list(range(first_passage_id, first_passage_id + len(chunks)))
+    conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?)",
+                     [(pid, doc_id, c.start, c.end, c.first_sentence, c.last_sentence) for pid, c in zip(ids, chunks)])
+    conn.executemany("INSERT INTO passages_fts(rowid, text, title) VALUES (?,?,?)",
+                     [(pid, doc.text[c.start:c.end], doc.title) for pid, c in zip(ids, chunks)])
+    return ids
+
+
+def remove_document(conn: sqlite3.Connection, doc_id: str) -> list[int]:
+    """Delete a document and everything hanging off it; returns its passage ids (for FAISS)."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM passages WHERE doc_id = ?", (doc_id,))]
+    conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in ids])
+    conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+    return ids
+
+
+def next_passage_id(conn: sqlite3.Connection) -> int:
+    return (conn.execute("SELECT max(id) FROM passages").fetchone()[0] or 0) + 1
+
+
+def count_passages(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+
+
+def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[tuple[int, float]]:
+    """BM25 over passages (FTS5): any question word may match, rarer words weigh more.
+
+    Returns:
+        (passage id, bm25 score with higher better) best first.
+    """
+    words = [w for w in _WORD.findall(question.lower()) if len(w) > 1 or w.isdigit()]
+    if not words:
+        return []
+    query = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    rows = conn.execute("SELECT rowid, -bm25(passages_fts, 1.0, 0.3) AS s FROM passages_fts "
+                        "WHERE passages_fts MATCH ? ORDER BY s DESC LIMIT ?", (query, limit))
+    return [(r[0], r[1]) for r in rows]
+
+
+def passages(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
+    """Passage rows (with their document's id, title and path, and their text) by id."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT p.*, d.title, d.path, d.meta, substr(d.text, p.start + 1, p.end - p.start) AS text "
+        f"FROM passages p JOIN documents d ON d.id = p.doc_id WHERE p.id IN ({marks})", ids)
+    return {r["id"]: r for r in rows}
+
+
+def sentences(conn: sqlite3.Connection, doc_id: str, first: int, last: int) -> list[tuple[int, Sentence, str]]:
+    """Sentences `first..last` of a document with their text."""
+    rows = conn.execute(
+        "SELECT s.idx, s.start, s.end, s.page, s.section, substr(d.text, s.start + 1, s.end - s.start) AS text "
+        "FROM sentences s JOIN documents d ON d.id = s.doc_id "
+        "WHERE s.doc_id = ? AND s.idx BETWEEN ? AND ? ORDER BY s.idx", (doc_id, first, last))
+    return [(r["idx"], Sentence(r["start"], r["end"], r["page"], r["section"]), r["text"]) for r in rows]
+
+
+def citations(conn: sqlite3.Connection, doc_id: str, sentence_ids: Iterable[int] | None = None
+              ) -> list[tuple[Citation, Reference | None]]:
+    """Citations of a document (or of some of its sentences), each with its reference when linked."""
+    sql = ("SELECT c.*, r.key AS rkey, r.text AS rtext, r.fields AS rfields, r.resolved AS rresolved "
+           "FROM citations c LEFT JOIN refs r ON r.doc_id = c.doc_id AND r.key = c.ref_key WHERE c.doc_id = ?")
+    args: list[Any] = [doc_id]
+    if sentence_ids is not None:
+        ids = list(sentence_ids)
+        sql += f" AND c.sentence IN ({','.join('?' * len(ids))})"
+        args += ids
+    out = []
+    for r in conn.execute(sql + " ORDER BY c.position, c.rowid", args):
+        ref = Reference(r["rkey"], r["rtext"], json.loads(r["rfields"]), r["rresolved"]) if r["rkey"] else None
+        out.append((Citation(r["sentence"], r["marker"], r["position"], r["locator"], r["ref_key"]), ref))
+    return out
+
+
+def references(conn: sqlite3.Connection, doc_id: str) -> list[Reference]:
+    rows = conn.execute("SELECT * FROM refs WHERE doc_id = ? ORDER BY ord", (doc_id,))
+    return [Reference(r["key"], r["text"], json.loads(r["fields"]), r["resolved"]) for r in rows]
+
+
+def document(conn: sqlite3.Connection, doc_id: str) -> StoredDocument | None:
+    r = conn.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+    return _stored(r) if r else None
+
+
+def documents(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every document with its counts, for `qa sources` and the sources page."""
+    rows = conn.execute("""
+        SELECT d.id, d.path, d.title, d.format, d.meta, d.sha256, d.indexed_at, length(d.text) AS chars,
+          (SELECT count(*) FROM passages p WHERE p.doc_id = d.id) AS passages,
+          (SELECT count(*) FROM sentences s WHERE s.doc_id = d.id) AS sentences,
+          (SELECT count(*) FROM refs r WHERE r.doc_id = d.id) AS refs,
+          (SELECT count(*) FROM citations c WHERE c.doc_id = d.id) AS citations,
+          (SELECT count(*) FROM citations c WHERE c.doc_id = d.id AND c.ref_key IS NOT NULL) AS resolved
+        FROM documents d ORDER BY d.path""")
+    out = []
+    for r in rows:
+        row = dict(r)
+        row["meta"] = json.loads(row["meta"])
+        row["references"] = row.pop("refs")
+        out.append(row)
+    return out
+
+
+def document_ref(row: sqlite3.Row) -> DocumentRef:
+    """A DocumentRef from any row carrying doc id, title, path and meta columns."""
+    keys = row.keys()
+    doc_id = row["doc_id"] if "doc_id" in keys else row["id"]
+    return DocumentRef(doc_id, row["title"], row["path"], json.loads(row["meta"]))
+
+
+def _stored(r: sqlite3.Row) -> StoredDocument:
+    return StoredDocument(document_ref(r), r["format"], r["text"], r["sha256"], r["indexed_at"])

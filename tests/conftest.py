@@ -1,0 +1,49 @@
+"""Session fixtures: the real bundled model loaded once, a real index built once from the seed and fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from qa import Pipeline  # noqa: E402
+from qa.embed import Embedder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SEED = ROOT / "sources" / "international-communication-centers.txt"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real bundled model, loaded once for the whole run."""
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    """A source folder: the seed article plus the hand-written fixtures of tests/data/corpus."""
+    d = tmp_path_factory.mktemp("corpus")
+    shutil.copy(SEED, d / SEED.name)
+    for f in (DATA / "corpus").iterdir():
+        shutil.copy(f, d / f.name)
+    return d
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, corpus_dir, embedder) -> Pipeline:
+    """A Pipeline over a real index (FAISS + SQLite) built once from `corpus_dir`."""
+    pipe = Pipeline({"index": str(tmp_path_factory.mktemp("index"))}, embedder=embedder)
+    report = pipe.index([str(corpus_dir)])
+    assert report.published and not report.failed, report.failed
+    return pipe
+
+
+def make_pipeline(index_dir: Path, embedder: Embedder, **config) -> Pipeline:
+    """A Pipeline on its own index folder, for tests that change an index."""
+    return Pipeline({"index": str(index_dir), **config}, embedder=embedder)

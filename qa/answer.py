@@ -69,7 +69,7 @@ def score_sentences(question: str, qvec: np.ndarray, sentences: list[tuple[tuple
         svecs: their unit vectors, row-aligned.
     """
     cos = svecs @ qvec if len(sentences) else np.zeros(0)
-    scored = [Scored(k, t, float(c), coverage(question, t), r) for (k, t, r), c in zip(sentences, cos)]
+    scored = [Scored(k, t, float(c), coverage(question, t), r) for (k, t, r), c in zip(sentences, cos, strict=True)]
     return sorted(scored, key=lambda s: -s.support)
 
 
@@ -107,7 +107,7 @@ def short_span(question: str, sentence: str) -> tuple[int, int] | None:
         return None
     for m in pattern.finditer(sentence):
         span = m.group(0).strip().rstrip(".,")
-        if span and not content_words(span) <= qwords or span.isdigit() and span not in question:
+        if (span and not content_words(span) <= qwords) or (span.isdigit() and span not in question):
             start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
             return start, start + len(span)
     return None

@@ -12,7 +12,7 @@ import textwrap
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from qa import FootnoteError, Pipeline, Result, load  # noqa: E402
+from qa import FootnoteError, Pipeline, Result, load
 
 EXIT_ERROR = 1
 EXIT_NOTHING_PUBLISHED = 2
@@ -48,8 +48,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from qa.indexer import display_path
     from pathlib import Path
+
+    from qa.indexer import display_path
 
     pipe = _pipeline(args)
     shown = [display_path(Path(p)) for p in args.paths]

@@ -103,16 +103,13 @@ def writer_lock(index_dir: str | os.PathLike):
     """Hold the index's write lock for the block; a second writer fails at once."""
     root = Path(index_dir)
     root.mkdir(parents=True, exist_ok=True)
-    fh = open(root / ".lock", "w")
-    try:
+    with open(root / ".lock", "w") as fh:  # the lock goes with the file handle
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IndexLocked(f"another `qa index` is updating {root}/ right now; wait for it to finish") from exc
         _clean_leftovers(root)
         yield root
-    finally:
-        fh.close()
 
 
 def start_generation(root: Path, previous: Generation | None) -> Path:

@@ -242,7 +242,7 @@ def _vectors_for(conn, vectors, texts: list[str], sha: str, old: tuple[str, str]
             known.setdefault(text, vectors.reconstruct(int(pid)))
     missing = [t for t in dict.fromkeys(texts) if t not in known]
     if missing:
-        known.update(zip(missing, embedder.encode(missing)))
+        known.update(zip(missing, embedder.encode(missing), strict=True))
         report.encoded += len(missing)
     if not texts:
         return np.zeros((0, embedder.dimension), dtype="float32")

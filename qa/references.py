@@ -12,7 +12,8 @@ from typing import Any
 _URL = re.compile(r"https?://[^\s<>\"\]]+")
 _DOI = re.compile(r"\b(?:doi:\s?|https?://(?:dx\.)?doi\.org/)(10\.\d{4,9}/[^\s,;\"\]]+)", re.I)
 _ISBN = re.compile(r"\bISBN[:\s]*((?:97[89][-\s]?)?(?:\d[-\s]?){9}[\dXx])")
-_DATE_IN_PARENS = re.compile(r"\((\d{4}(?:-\d{2}(?:-\d{2})?)?|(?:\d{1,2} )?[A-Z][a-z]+\.? (?:\d{1,2}, )?\d{4}|\d{4}[a-z]?)\)")
+_DATE_IN_PARENS = re.compile(
+    r"\((\d{4}(?:-\d{2}(?:-\d{2})?)?|(?:\d{1,2} )?[A-Z][a-z]+\.? (?:\d{1,2}, )?\d{4}|\d{4}[a-z]?)\)")
 _QUOTED = re.compile(r"[\"“]([^\"”]{3,}?)[\"”]")
 _PAGES = re.compile(r"\bpp?\.\s?(\d+(?:\s?[–-]\s?\d+)?)")
 

@@ -46,7 +46,7 @@ def retrieve(question: str, qvec: np.ndarray, vectors: faiss.Index, conn: sqlite
     dense: dict[int, tuple[int, float]] = {}
     if vectors.ntotal:
         scores, ids = vectors.search(qvec.reshape(1, -1).astype("float32"), min(candidates, vectors.ntotal))
-        for rank, (pid, s) in enumerate(zip(ids[0], scores[0])):
+        for rank, (pid, s) in enumerate(zip(ids[0], scores[0], strict=True)):
             if pid >= 0:
                 dense[int(pid)] = (rank, float(s))
     lexical = {pid: rank for rank, (pid, _) in enumerate(store.lexical_search(conn, question, candidates))}

@@ -86,10 +86,11 @@ def add_document(conn: sqlite3.Connection, doc_id: str, doc: Document, sha256: s
     conn.executemany("INSERT INTO citations VALUES (?,?,?,?,?,?)",
                      [(doc_id, c.sentence, c.marker, c.position, c.locator, c.reference) for c in doc.citations])
     ids = list(range(first_passage_id, first_passage_id + len(chunks)))
+    pairs = list(zip(ids, chunks, strict=True))
     conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?)",
-                     [(pid, doc_id, c.start, c.end, c.first_sentence, c.last_sentence) for pid, c in zip(ids, chunks)])
+                     [(pid, doc_id, c.start, c.end, c.first_sentence, c.last_sentence) for pid, c in pairs])
     conn.executemany("INSERT INTO passages_fts(rowid, text, title) VALUES (?,?,?)",
-                     [(pid, doc.text[c.start:c.end], doc.title) for pid, c in zip(ids, chunks)])
+                     [(pid, doc.text[c.start:c.end], doc.title) for pid, c in pairs])
     return ids
 
 

@@ -17,7 +17,7 @@ from qa.references import parse_fields
 
 # A numbered or lettered label, optionally followed by a caret: "1. ^", "12 ^", "a. ^", "[3]", "[^x]:".
 _LABELLED = re.compile(
-    r"^\s*(?:\[\^(?P<md>[^\]\s]+)\]:|\[(?P<br>\d{1,4}|[a-z]|note \d+)\]|(?P<num>\d{1,4}|[a-z])\.?\s*\^)\s*"
+    r"^\s*(?:\[\^(?P<md>[^\]\s]+)\]:|\[(?P<br>\d{1,4}|[a-z]|note \d+)\]|(?P<num>\d{1,4}|[a-z]|note \d{1,3})\.?\s*\^)\s*"
 )
 _CARET = re.compile(r"^\s*\^\s*")
 _JUMP = re.compile(r"^(?:Jump up to:|Jump up)\s*")

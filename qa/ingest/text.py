@@ -13,7 +13,8 @@ from qa.documents import Document
 from qa.ingest.builder import DocumentBuilder
 from qa.ingest.reflist import Entry, build_references, is_heading, parse_entry
 
-_LOCATOR = r"(?::\s?(?P<loc>(?:pp?\.\s?)?\d+(?:\s?[–-]\s?\d+)?(?:,\s?\d+(?:\s?[–-]\s?\d+)?)*|[ivxlc]+(?:[–-][ivxlc]+)?)(?![\w]))?"
+_PAGE = r"\d+(?:\s?[–-]\s?\d+)?"
+_LOCATOR = rf"(?::\s?(?P<loc>(?:pp?\.\s?)?{_PAGE}(?:,\s?{_PAGE})*|[ivxlc]+(?:[–-][ivxlc]+)?)(?![\w]))?"
 MARKER = re.compile(
     r"\[(?:\^(?P<md>[^\]\s]{1,40})|(?P<id>\d{1,4}|[a-z]|note \d{1,3}|nb \d{1,3})|(?P<tag>[a-z][a-z ?–'-]{2,40}))\]"
     + _LOCATOR
@@ -68,7 +69,7 @@ def feed(builder: DocumentBuilder, paragraph: str) -> None:
         builder.text(paragraph[pos:m.start()])
         if not tag:
             builder.cite(m.group("md") or m.group("id"), _clean_locator(m.group("loc")))
-        pos = m.end() if not tag else m.start() + len(m.group(0).split("]")[0]) + 1
+        pos = paragraph.index("]", m.start()) + 1 if tag else m.end()  # a tag takes no locator
     builder.text(paragraph[pos:])
     builder.paragraph()
 

@@ -140,6 +140,11 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     chunker = {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"]}
     with ix.writer_lock(index_dir) as root:
         previous = None if rebuild else _previous(index_dir, embedder.name, chunker)
+        plan = _plan(previous, files, roots, set(remove), report)
+        if previous is not None and not plan.todo and not plan.removed:
+            report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]
+            report.seconds = time.perf_counter() - t0
+            return report  # nothing changed: no copy, no publish
         work = ix.start_generation(root, previous)
         try:
             conn = store.connect(str(work / ix.STORE_FILE))
@@ -148,13 +153,12 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                 vectors = ix.new_vectors(embedder.dimension)
             else:
                 vectors = ix.load_vectors(previous)
-            _apply(conn, vectors, files, roots, set(remove), embedder, config, report, progress)
+            _apply(conn, vectors, plan, embedder, config, report, progress)
             report.documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             report.passages = store.count_passages(conn)
-            changed = report.added or report.updated or report.removed or previous is None
             conn.commit()
             conn.close()
-            if changed and (report.documents or previous is not None):
+            if report.added or report.updated or report.removed or (previous is None and report.documents):
                 manifest = {"model": embedder.name, "dimension": embedder.dimension, "chunker": chunker,
                             "documents": report.documents, "passages": report.passages,
                             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -178,34 +182,61 @@ def _previous(index_dir, model: str, chunker: dict) -> ix.Generation | None:
     return gen
 
 
-def _apply(conn, vectors, files: list[Path], roots: list[str], remove: set[str], embedder: Embedder,
-           config: dict, report: Report, progress: Progress | None) -> None:
-    """Compare files with the stored documents and apply the differences to the work copy."""
-    old = {r["path"]: (r["id"], r["sha256"]) for r in conn.execute("SELECT id, path, sha256 FROM documents")}
-    seen: set[str] = set()
-    next_id = store.next_passage_id(conn)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    for n, f in enumerate(files):
+@dataclass
+class _Plan:
+    """What a run must do: files to (re)parse with their hash, documents to drop, and the old ids."""
+
+    todo: list[tuple[Path, str, str]]
+    removed: list[str]
+    old: dict[str, tuple[str, str]]
+
+
+def _plan(previous: ix.Generation | None, files: list[Path], roots: list[str], remove: set[str],
+          report: Report) -> _Plan:
+    """Hash the files and compare with the serving generation, reading nothing else."""
+    old: dict[str, tuple[str, str]] = {}
+    if previous is not None:
+        conn = store.connect(str(previous.store_path), readonly=True)
+        old = {r["path"]: (r["id"], r["sha256"]) for r in conn.execute("SELECT id, path, sha256 FROM documents")}
+        conn.close()
+    todo, seen = [], set()
+    for f in files:
         shown = display_path(f)
-        if progress:
-            progress(n, len(files), shown)
         seen.add(shown)
         if shown in remove:
             continue
         try:
             sha = _sha256(f)
-            if shown in old and old[shown][1] == sha:
-                report.unchanged.append(shown)
-                continue
+        except OSError as exc:
+            report.failed.append((shown, f"cannot read file ({exc.strerror or exc})"))
+            continue
+        if shown in old and old[shown][1] == sha:
+            report.unchanged.append(shown)
+        else:
+            todo.append((f, shown, sha))
+    removed = [p for p in old if p in remove or (p not in seen and _covered(p, roots))]
+    return _Plan(todo, removed, old)
+
+
+def _apply(conn, vectors, plan: _Plan, embedder: Embedder, config: dict, report: Report,
+           progress: Progress | None) -> None:
+    """Parse, chunk and embed what changed, and drop what is gone, in the work copy."""
+    next_id = store.next_passage_id(conn)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for n, (f, shown, sha) in enumerate(plan.todo):
+        if progress:
+            progress(n, len(plan.todo), shown)
+        try:
             doc = read_document(f, int(config["max_file_mb"] * 2**20), shown)
         except (FootnoteError, OSError) as exc:
             report.failed.append((shown, str(exc).removeprefix(shown + ": ")))
             continue  # an earlier version of this file, if any, stays indexed
         chunks = chunk(doc, config["chunk_chars"], config["chunk_overlap"])
         texts = [doc.text[c.start:c.end] for c in chunks]
-        vecs = _vectors_for(conn, vectors, texts, sha, old.get(shown), embedder, report)
-        if shown in old:
-            _drop(conn, vectors, old[shown][0])
+        old = plan.old.get(shown)
+        vecs = _vectors_for(conn, vectors, texts, sha, old, embedder, report)
+        if old:
+            _drop(conn, vectors, old[0])
             report.updated.append(shown)
         else:
             report.added.append(shown)
@@ -214,11 +245,10 @@ def _apply(conn, vectors, files: list[Path], roots: list[str], remove: set[str],
         if ids:
             vectors.add_with_ids(vecs, np.asarray(ids, dtype="int64"))
     if progress:
-        progress(len(files), len(files), "")
-    for path, (doc_id, _) in old.items():
-        if path in remove or (path not in seen and _covered(path, roots)):
-            _drop(conn, vectors, doc_id)
-            report.removed.append(path)
+        progress(len(plan.todo), len(plan.todo), "")
+    for path in plan.removed:
+        _drop(conn, vectors, plan.old[path][0])
+        report.removed.append(path)
 
 
 def _drop(conn, vectors, doc_id: str) -> None:

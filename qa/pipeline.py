@@ -98,10 +98,10 @@ class Pipeline:
             EmptyQuery, QueryTooLong: the question is not usable.
             IndexNotFound, IndexMismatch: there is no usable index.
         """
-        embedder = self.embedder  # loaded before the clock starts: timings are per question
-        t0 = time.perf_counter()
         q = self.check_question(question)
         snap = self.snapshot()
+        embedder = self.embedder  # loaded before the clock starts: timings are per question
+        t0 = time.perf_counter()
         conn = self.connect(snap)
         try:
             qvec = embedder.encode([q])[0]

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from qa.documents import Document
 
+# Recorded in the index manifest: an index cut by another version is refused with a rebuild hint.
+# 2: passages end at paragraph breaks as well as at section changes.
+VERSION = 2
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -22,7 +26,9 @@ def chunk(doc: Document, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
 
     Sentences are added while the passage stays within `max_chars`; the next passage starts
     `overlap` sentences back so that an answer near a boundary is whole in one passage. A
-    passage also ends at a section change, so a passage never mixes two sections.
+    passage also ends at a section change or a paragraph break (parsers join paragraphs with a
+    blank line), so a passage is one topic and keeps the paragraph's own offsets: the reranker
+    then compares like with like, and `qa eval` can tell exactly which paragraph was found.
 
     Args:
         doc: the parsed document.
@@ -33,15 +39,19 @@ def chunk(doc: Document, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
         Passages in document order.
     """
     sents = doc.sentences
+
+    def joined(a: int, b: int) -> bool:
+        """Sentences a and b (a < b) are neighbours in one paragraph of one section."""
+        return sents[b].section == sents[a].section and "\n" not in doc.text[sents[a].end:sents[b].start]
+
     out: list[Chunk] = []
     i = 0
     while i < len(sents):
         j = i
-        while (j + 1 < len(sents) and sents[j + 1].end - sents[i].start <= max_chars
-               and sents[j + 1].section == sents[i].section):
+        while j + 1 < len(sents) and sents[j + 1].end - sents[i].start <= max_chars and joined(j, j + 1):
             j += 1
         out.append(Chunk(sents[i].start, sents[j].end, i, j))
         if j + 1 >= len(sents):
             break
-        i = max(j + 1 - overlap, i + 1) if sents[j + 1].section == sents[i].section else j + 1
+        i = max(j + 1 - overlap, i + 1) if joined(j, j + 1) else j + 1
     return out

@@ -12,7 +12,7 @@ import textwrap
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from qa import FootnoteError, Pipeline, Result, load
+from qa import FootnoteError, Pipeline, Result, evaluate, load
 
 EXIT_ERROR = 1
 EXIT_NOTHING_PUBLISHED = 2
@@ -150,6 +150,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_report(report: dict) -> str:
+    """The `qa eval` figures as an aligned table."""
+    rows = [(k, v) for k, v in report.items() if k not in ("latency_ms", "file", "kind", "seed")]
+    rows += [("latency_ms p50", report["latency_ms"]["p50"]), ("latency_ms p95", report["latency_ms"]["p95"])]
+    lines = [f"{report['file']} ({report['kind']}, seed {report['seed']})"]
+    lines += [f"  {k:<22}{'-' if v is None else v:>10}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="q", disable=args.quiet or None, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    config = load({"model": args.model})
+    report = evaluate(args.file, config, limit=args.limit, index=args.index, seed=args.seed, progress=progress)
+    bar.close()
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Footnote: answers copied from your sources, "
                                      "with footnotes to the references they cite.")
@@ -191,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default 5000)")
     common(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("eval", help="measure answers on a SQuAD JSON or CLAPNQ JSON-lines file")
+    p.add_argument("file", help="e.g. ../shared/eval/squad/squad_v2.0_dev_subset.json")
+    p.add_argument("--limit", type=int, default=None, help="ask a seeded sample of N questions")
+    p.add_argument("--seed", type=int, default=13, help="sampling seed (default 13)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--index", default=None, help="keep (and reuse) the eval index here instead of a temporary one")
+    p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from qa import index as ix
 from qa import store
+from qa.chunk import VERSION as CHUNKER_VERSION
 from qa.chunk import chunk
 from qa.embed import Embedder
 from qa.errors import FootnoteError, IndexMismatch, IndexNotFound, ParseError
@@ -137,7 +138,8 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     t0 = time.perf_counter()
     report = Report()
     files, roots = discover(paths, report)
-    chunker = {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"]}
+    chunker = {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"],
+               "version": CHUNKER_VERSION}
     with ix.writer_lock(index_dir) as root:
         previous = None if rebuild else _previous(index_dir, embedder.name, chunker)
         plan = _plan(previous, files, roots, set(remove), report)

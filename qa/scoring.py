@@ -1,0 +1,117 @@
+"""The metrics of `qa eval`, kept apart from running it so they can be checked by hand.
+
+Definitions are DESIGN.md's "Quality, measured": EM and F1 use the official SQuAD
+normalisation (lower case, no punctuation, no articles, single spaces) and take the best
+gold answer; sentence accuracy, EM and F1 are over answerable questions with an abstention
+scoring 0; recall@k counts an answerable question when one of the top k passages overlaps
+its gold paragraph, whether or not an answer was given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Official SQuAD normalisation (evaluate-v2.0.py): lower, punctuation, articles, spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, golds: Iterable[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised gold answer."""
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in golds))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Official SQuAD token F1 of one prediction against one gold answer."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    same = sum((Counter(pred) & Counter(ref)).values())
+    if not same:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_f1(prediction: str, golds: Iterable[str]) -> float:
+    return max((token_f1(prediction, g) for g in golds), default=0.0)
+
+
+def contains_answer(sentence: str, golds: Iterable[str]) -> bool:
+    """The sentence holds a gold answer as whole normalised words ("1850" is not in "18500")."""
+    padded = f" {normalize_answer(sentence)} "
+    return any(n and f" {n} " in padded for n in map(normalize_answer, golds))
+
+
+def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Two half-open character ranges share at least one character."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least p% of the values at or below it."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question's scores.
+
+    `rank` is the position (0-based) of the first returned passage overlapping the gold
+    paragraph, None when none does; `sentence_ok` says the evidence sentence holds the answer
+    (SQuAD) or is a gold sentence (CLAPNQ); precision and recall compare the evidence
+    sentences with CLAPNQ's gold sentences (None for SQuAD).
+    """
+
+    answerable: bool
+    answered: bool
+    rank: int | None
+    sentence_ok: bool
+    em: float
+    f1: float
+    latency_ms: float
+    precision: float | None = None
+    recall: float | None = None
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def summarise(outcomes: Sequence[Outcome], passages: int) -> dict:
+    """The report of `qa eval --json` (fractions in 0..1, None when no question qualifies)."""
+    ans = [o for o in outcomes if o.answerable]
+    una = [o for o in outcomes if not o.answerable]
+    latencies = [o.latency_ms for o in outcomes]
+    report = {
+        "questions": len(outcomes),
+        "answerable": len(ans),
+        "unanswerable": len(una),
+        "passages": passages,
+        "recall@1": _mean([float(o.rank is not None and o.rank < 1) for o in ans]),
+        "recall@5": _mean([float(o.rank is not None and o.rank < 5) for o in ans]),
+        "sentence_accuracy": _mean([float(o.answered and o.sentence_ok) for o in ans]),
+        "em": _mean([o.em if o.answered else 0.0 for o in ans]),
+        "f1": _mean([o.f1 if o.answered else 0.0 for o in ans]),
+        "has_answer_answered": _mean([float(o.answered) for o in ans]),
+        "no_answer_abstained": _mean([float(not o.answered) for o in una]),
+        "latency_ms": {"p50": round(percentile(latencies, 50), 1), "p95": round(percentile(latencies, 95), 1)},
+    }
+    if any(o.precision is not None for o in ans):
+        report["sentence_precision"] = _mean([(o.precision or 0.0) if o.answered else 0.0 for o in ans])
+        report["sentence_recall"] = _mean([(o.recall or 0.0) if o.answered else 0.0 for o in ans])
+    return report

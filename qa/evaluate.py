@@ -185,6 +185,14 @@ def score(question: Question, result: Result, doc_id: str, gold: tuple[int, int]
                            sum(hit) / len(a.evidence), sum(found) / len(found) if found else 0.0)
 
 
+def _has_index(pipe: Pipeline) -> bool:
+    try:
+        pipe.snapshot()
+    except IndexNotFound:
+        return False
+    return True
+
+
 def evaluate(path: str | Path, config: dict[str, Any], limit: int | None = None, index: str | None = None,
              seed: int = SEED, progress: Progress | None = None) -> dict[str, Any]:
     """Run the evaluation of DESIGN.md on a SQuAD or CLAPNQ file.
@@ -204,9 +212,7 @@ def evaluate(path: str | Path, config: dict[str, Any], limit: int | None = None,
     corpus = load(path)
     with tempfile.TemporaryDirectory(prefix="footnote-eval-") as tmp:
         pipe = Pipeline({**config, "index": index or str(Path(tmp) / "index"), "top_k": max(5, config["top_k"])})
-        try:
-            pipe.snapshot()
-        except IndexNotFound:
+        if not _has_index(pipe):
             src = Path(tmp) / "sources"
             src.mkdir()
             write_sources(corpus, src)

@@ -16,11 +16,11 @@ from qa.errors import (
     QueryTooLong,
     UnsupportedFormat,
 )
-from qa.evaluate import evaluate
+from qa.evaluate import evaluate_file
 from qa.pipeline import Pipeline
 
 __all__ = [
     "SETTINGS", "Answer", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
     "IndexLocked", "IndexMismatch", "IndexNotFound", "ParseError", "PassageHit", "Pipeline", "QueryTooLong",
-    "Reference", "Result", "UnsupportedFormat", "evaluate", "load",
+    "Reference", "Result", "UnsupportedFormat", "evaluate_file", "load",
 ]

@@ -12,7 +12,7 @@ import textwrap
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from qa import FootnoteError, Pipeline, Result, evaluate, load
+from qa import FootnoteError, Pipeline, Result, evaluate_file, load
 
 EXIT_ERROR = 1
 EXIT_NOTHING_PUBLISHED = 2
@@ -169,7 +169,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     config = load({"model": args.model})
-    report = evaluate(args.file, config, limit=args.limit, index=args.index, seed=args.seed, progress=progress)
+    report = evaluate_file(args.file, config, limit=args.limit, index=args.index, seed=args.seed, progress=progress)
     bar.close()
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

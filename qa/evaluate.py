@@ -22,6 +22,7 @@ from typing import Any
 
 from qa import scoring
 from qa.documents import Result
+from qa.embed import Embedder
 from qa.errors import ConfigError, FootnoteError, IndexNotFound
 from qa.pipeline import Pipeline
 
@@ -193,8 +194,9 @@ def _has_index(pipe: Pipeline) -> bool:
     return True
 
 
-def evaluate(path: str | Path, config: dict[str, Any], limit: int | None = None, index: str | None = None,
-             seed: int = SEED, progress: Progress | None = None) -> dict[str, Any]:
+def evaluate_file(path: str | Path, config: dict[str, Any], limit: int | None = None, index: str | None = None,
+                  seed: int = SEED, progress: Progress | None = None,
+                  embedder: Embedder | None = None) -> dict[str, Any]:
     """Run the evaluation of DESIGN.md on a SQuAD or CLAPNQ file.
 
     Args:
@@ -205,13 +207,15 @@ def evaluate(path: str | Path, config: dict[str, Any], limit: int | None = None,
             documents; None builds a temporary one.
         seed: the sampling seed.
         progress: called as (done, total) after each question.
+        embedder: an already loaded model to share.
 
     Returns:
         The report of `qa.scoring.summarise`, plus `file`, `kind` and `seed`.
     """
     corpus = load(path)
     with tempfile.TemporaryDirectory(prefix="footnote-eval-") as tmp:
-        pipe = Pipeline({**config, "index": index or str(Path(tmp) / "index"), "top_k": max(5, config["top_k"])})
+        pipe = Pipeline({**config, "index": index or str(Path(tmp) / "index"), "top_k": max(5, config["top_k"])},
+                        embedder=embedder)
         if not _has_index(pipe):
             src = Path(tmp) / "sources"
             src.mkdir()

@@ -6,6 +6,7 @@ citations the source itself put on that sentence.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -42,35 +43,72 @@ def coverage(question: str, sentence: str) -> float:
 
 
 @dataclass(frozen=True)
-class Scored:
-    """A candidate sentence with the signals that picked it."""
+class Candidate:
+    """A sentence of a top passage: (document id, sentence index), its text, its passage's rank."""
 
     key: tuple[str, int]
     text: str
-    cosine: float
-    coverage: float
     passage_rank: int
 
-    @property
-    def support(self) -> float:
-        """How well the sentence supports an answer: meaning (cosine) and the question's own
-        words (coverage) both count; a slight preference goes to higher-ranked passages."""
-        return 0.6 * self.cosine + 0.4 * self.coverage - 0.01 * self.passage_rank
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate sentence with its cross-encoder relevance (a logit, about -11..11)."""
+
+    key: tuple[str, int]
+    text: str
+    relevance: float
+    passage_rank: int
 
 
-def score_sentences(question: str, qvec: np.ndarray, sentences: list[tuple[tuple[str, int], str, int]],
-                    svecs: np.ndarray) -> list[Scored]:
-    """Score candidate sentences, best first.
+def rank_sentences(candidates: list[Candidate], relevance: np.ndarray) -> list[Scored]:
+    """Candidates best first by cross-encoder relevance, the higher-ranked passage first on ties.
 
-    Args:
-        question: the question.
-        qvec: its unit vector.
-        sentences: (key, text, passage rank) for each candidate sentence.
-        svecs: their unit vectors, row-aligned.
+    Measured on the public SQuAD 2.0 subset (450 questions, article-wise cross-validation),
+    adding left context, coverage, answer type or passage rank to the cross-encoder's score
+    did not pick the answer sentence more often (0.74-0.75 either way), so it alone decides.
     """
-    cos = svecs @ qvec if len(sentences) else np.zeros(0)
-    scored = [Scored(k, t, float(c), coverage(question, t), r) for (k, t, r), c in zip(sentences, cos, strict=True)]
-    return sorted(scored, key=lambda s: -s.support)
+    scored = [Scored(c.key, c.text, float(r), c.passage_rank)
+              for c, r in zip(candidates, relevance, strict=True)]
+    return sorted(scored, key=lambda s: (-s.relevance, s.passage_rank))
+
+
+_TOKEN = re.compile(r"[\w'’-]+", re.UNICODE)
+# Weights of `confidence`, fitted by logistic regression (answerable or not) on 600 questions of
+# the public SQuAD 2.0 subset; held out article by article they abstain on 0.39 of unanswerable
+# questions while answering 0.87 of answerable ones (relevance alone: 0.28). SQuAD 2.0's
+# unanswerable questions are written against the same paragraph with a name, a number or a
+# word swapped, so a question word the passage lacks is the tell that relevance cannot see.
+# (The small signs of coverage and missing_words partly cancel: the two overlap.)
+CONFIDENCE_WEIGHTS = {"relevance": 0.144, "coverage": -0.322, "missing_names": -0.776, "missing_numbers": -2.242,
+                      "missing_words": 0.137}
+CONFIDENCE_BIAS = -0.521
+
+
+def evidence_signals(question: str, relevance: float, passage: str) -> dict[str, float]:
+    """The signals `confidence` weighs, for the best sentence and the passage that holds it.
+
+    coverage: share of the question's content words in the passage; missing_names: capitalised
+    question words (not the first) absent from it; missing_numbers: question numbers absent
+    from it; missing_words: content words absent, capped at 4.
+    """
+    words = _TOKEN.findall(question)
+    lower = passage.lower()
+    qwords = content_words(question)
+    return {
+        "relevance": relevance,
+        "coverage": coverage(question, passage),
+        "missing_names": float(sum(w.lower() not in lower for w in words[1:] if w[:1].isupper())),
+        "missing_numbers": float(sum(w not in passage for w in words if w.isdigit())),
+        "missing_words": float(min(len(qwords - content_words(passage)), 4)),
+    }
+
+
+def confidence(question: str, relevance: float, passage: str) -> float:
+    """Probability (0..1) that the passage answers the question, from `evidence_signals`."""
+    signals = evidence_signals(question, relevance, passage)
+    z = CONFIDENCE_BIAS + sum(CONFIDENCE_WEIGHTS[k] * v for k, v in signals.items())
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def needs_previous(sentence: str) -> bool:

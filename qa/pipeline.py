@@ -23,6 +23,7 @@ from qa import indexer, store
 from qa.documents import Answer, Evidence, Footnote, PassageHit, Result
 from qa.embed import Embedder
 from qa.errors import DocumentNotFound, EmptyQuery, QueryTooLong
+from qa.rerank import Reranker
 from qa.retrieve import retrieve
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,17 @@ class Pipeline:
         self.config = {**cfg.load(config_file=None, environ={}), **(config or {})}
         self.index_dir = Path(self.config["index"])
         self._embedder = embedder
+        self._reranker: Reranker | None = None
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+
+    @property
+    def reranker(self) -> Reranker:
+        """The cross-encoder, loaded on first use and then shared."""
+        with self._lock:
+            if self._reranker is None:
+                self._reranker = Reranker()
+            return self._reranker
 
     @property
     def embedder(self) -> Embedder:
@@ -100,7 +110,7 @@ class Pipeline:
         """
         q = self.check_question(question)
         snap = self.snapshot()
-        embedder = self.embedder  # loaded before the clock starts: timings are per question
+        embedder, reranker = self.embedder, self.reranker  # loaded before the clock starts
         t0 = time.perf_counter()
         conn = self.connect(snap)
         try:
@@ -111,38 +121,56 @@ class Pipeline:
             hits = tuple(PassageHit(c.id, store.document_ref(rows[c.id]), rows[c.id]["text"], c.score,
                                     rows[c.id]["start"], rows[c.id]["end"]) for c in cands if c.id in rows)
             t1 = time.perf_counter()
-            answer = self._answer(conn, q, qvec, hits[: self.config["answer_passages"]], rows)
+            hits, answer = self._answer(conn, reranker, q, hits, rows)
         finally:
             conn.close()
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
         return Result(q, answer, hits[: self.config["top_k"]], timings)
 
-    def _answer(self, conn, question: str, qvec, hits: tuple[PassageHit, ...], rows) -> Answer | None:
-        cands, seen, info = [], set(), {}
-        for rank, hit in enumerate(hits):
+    def _answer(self, conn, reranker: Reranker, question: str, hits: tuple[PassageHit, ...],
+                rows) -> tuple[tuple[PassageHit, ...], Answer | None]:
+        """Read the sentences of the top passages with the cross-encoder, rerank those passages by
+        their best sentence, and answer from the best sentence unless confidence is too low.
+
+        Sentences, not whole passages, go to the cross-encoder: the same forward pass then ranks
+        passages and picks the sentence, and short inputs cost less than one long one.
+
+        Returns:
+            The passages (top ones reranked, the rest in retrieval order) and the answer or None.
+        """
+        n = self.config["answer_passages"]
+        cands: list[ans.Candidate] = []
+        info, members = {}, []
+        for rank, hit in enumerate(hits[:n]):
             row = rows[hit.id]
+            keys = []
             for idx, sent, text in store.sentences(conn, hit.document.id, row["first_sentence"], row["last_sentence"]):
                 key = (hit.document.id, idx)
-                if key not in seen:
-                    seen.add(key)
-                    cands.append((key, text, rank))
+                keys.append(key)
+                if key not in info:
+                    cands.append(ans.Candidate(key, text, rank))
                     info[key] = (hit.document, sent)
+            members.append(keys)
         if not cands:
-            return None
-        scored = ans.score_sentences(question, qvec, cands, self.embedder.encode([t for _, t, _ in cands]))
+            return hits, None
+        scored = ans.rank_sentences(cands, reranker.score(question, [c.text for c in cands]))
+        relevance = {s.key: s.relevance for s in scored}
+        order = sorted(range(len(members)), key=lambda i: -max((relevance[k] for k in members[i]), default=-1e9))
+        hits = tuple(hits[i] for i in order) + hits[n:]
         best = scored[0]
-        if best.support < self.config["min_support"]:
-            return None
+        score = ans.confidence(question, best.relevance, hits[0].text)
+        if score < self.config["min_support"]:
+            return hits, None
         doc, sent = info[best.key]
         keys = [best.key]
         if ans.needs_previous(best.text) and best.key[1] > 0:
             keys.insert(0, (best.key[0], best.key[1] - 1))
-        evidence = tuple(self._evidence(conn, doc, k[1], best.support) for k in keys)
+        evidence = tuple(self._evidence(conn, doc, k[1], score) for k in keys)
         span = ans.short_span(question, best.text)
         start, end = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
         text = best.text[span[0]:span[1]] if span else best.text
-        return Answer(text, best.support, evidence, start, end)
+        return hits, Answer(text, score, evidence, start, end)
 
     def _evidence(self, conn, doc, idx: int, score: float) -> Evidence:
         [(_, sent, text)] = store.sentences(conn, doc.id, idx, idx)

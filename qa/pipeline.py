@@ -158,8 +158,9 @@ class Pipeline:
         relevance = {s.key: s.relevance for s in scored}
         order = sorted(range(len(members)), key=lambda i: -max((relevance[k] for k in members[i]), default=-1e9))
         hits = tuple(hits[i] for i in order) + hits[n:]
-        best = scored[0]
-        score = ans.confidence(question, best.relevance, hits[0].text)
+        best, top = scored[0], hits[0]
+        [(_, _, lead)] = store.sentences(conn, top.document.id, 0, 0)
+        score = ans.confidence(question, best.relevance, top.text, f"{top.document.title} {lead}")
         if score < self.config["min_support"]:
             return hits, None
         doc, sent = info[best.key]

@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="measure answers on a SQuAD JSON or CLAPNQ JSON-lines file")
-    p.add_argument("file", help="e.g. ../shared/eval/squad/squad_v2.0_dev_subset.json")
+    p.add_argument("file", nargs="+", help="e.g. ../shared/eval/squad/squad_v2.0_dev_subset.json; "
+                   "several files of one format are pooled into one corpus")
     p.add_argument("--limit", type=int, default=None, help="ask a seeded sample of N questions")
     p.add_argument("--seed", type=int, default=13, help="sampling seed (default 13)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")

@@ -82,6 +82,24 @@ def load(path: str | Path) -> Corpus:
         raise ConfigError(f"{path} is neither SQuAD JSON nor CLAPNQ JSON lines ({exc})") from exc
 
 
+def load_all(paths: list[str | Path]) -> Corpus:
+    """Pool several files of one format into one corpus (CLAPNQ ships answerable and
+    unanswerable questions apart; asked against one pool, each file's passages distract the other).
+
+    Raises:
+        ConfigError: the files mix formats, or two give different text for one document.
+    """
+    corpora = [load(p) for p in paths]
+    if len({c.kind for c in corpora}) != 1:
+        raise ConfigError("the files mix SQuAD and CLAPNQ; evaluate them apart")
+    docs: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for c in corpora:
+        for stem, doc in c.documents.items():
+            if docs.setdefault(stem, doc) != doc:
+                raise ConfigError(f"document {stem} differs between the files")
+    return Corpus(corpora[0].kind, docs, tuple(q for c in corpora for q in c.questions))
+
+
 def _squad(data: dict) -> Corpus:
     docs, questions = {}, []
     for article in data["data"]:
@@ -194,13 +212,13 @@ def _has_index(pipe: Pipeline) -> bool:
     return True
 
 
-def evaluate_file(path: str | Path, config: dict[str, Any], limit: int | None = None, index: str | None = None,
-                  seed: int = SEED, progress: Progress | None = None,
+def evaluate_file(paths: str | Path | list[str | Path], config: dict[str, Any], limit: int | None = None,
+                  index: str | None = None, seed: int = SEED, progress: Progress | None = None,
                   embedder: Embedder | None = None) -> dict[str, Any]:
     """Run the evaluation of DESIGN.md on a SQuAD or CLAPNQ file.
 
     Args:
-        path: the question file.
+        paths: the question file, or several of one format to pool.
         config: settings (`qa.config.load`); `index` and `top_k` are set here.
         limit: ask a seeded sample of this many questions (the corpus is always every context).
         index: keep the index in this folder and reuse it when it already holds the file's
@@ -212,7 +230,8 @@ def evaluate_file(path: str | Path, config: dict[str, Any], limit: int | None = 
     Returns:
         The report of `qa.scoring.summarise`, plus `file`, `kind` and `seed`.
     """
-    corpus = load(path)
+    paths = paths if isinstance(paths, list) else [paths]
+    corpus = load_all(paths)
     with tempfile.TemporaryDirectory(prefix="footnote-eval-") as tmp:
         pipe = Pipeline({**config, "index": index or str(Path(tmp) / "index"), "top_k": max(5, config["top_k"])},
                         embedder=embedder)
@@ -240,4 +259,5 @@ def evaluate_file(path: str | Path, config: dict[str, Any], limit: int | None = 
             if progress:
                 progress(n + 1, len(questions))
         passages = sum(d["passages"] for d in pipe.sources())
-    return {"file": str(path), "kind": corpus.kind, "seed": seed, **scoring.summarise(outcomes, passages)}
+    report = scoring.summarise(outcomes, passages)
+    return {"file": " ".join(map(str, paths)), "kind": corpus.kind, "seed": seed, **report}

@@ -9,7 +9,8 @@ import pytest
 
 from qa import load as load_settings
 from qa.documents import Answer, DocumentRef, Evidence, PassageHit, Result
-from qa.evaluate import evaluate_file, load, sample, score, write_sources
+from qa.errors import ConfigError
+from qa.evaluate import evaluate_file, load, load_all, sample, score, write_sources
 from qa.ingest import read_document
 from qa.scoring import (
     Outcome,
@@ -114,10 +115,19 @@ def test_load_both_formats():
     assert clap.questions[1].sentences == ("The harbour was dredged in 1887 by the engineer Tomas Reyl .",)
 
 
+def test_files_of_one_format_pool(tmp_path: Path):
+    half = tmp_path / "unanswerable.jsonl"
+    half.write_text(TINY_CLAPNQ.read_text().splitlines()[2] + "\n")
+    pooled = load_all([TINY_CLAPNQ, half])
+    assert len(pooled.documents) == 3 and len(pooled.questions) == 4
+    with pytest.raises(ConfigError, match="mix"):
+        load_all([TINY_CLAPNQ, TINY_SQUAD])
+
+
 def test_bad_file_is_refused(tmp_path: Path):
     bad = tmp_path / "bad.json"
     bad.write_text("not json at all")
-    with pytest.raises(Exception, match="neither SQuAD JSON nor CLAPNQ"):
+    with pytest.raises(ConfigError, match="neither SQuAD JSON nor CLAPNQ"):
         load(bad)
 
 

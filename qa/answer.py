@@ -106,9 +106,8 @@ def evidence_signals(question: str, relevance: float, passage: str, context: str
     }
 
 
-def confidence(question: str, relevance: float, passage: str, context: str = "") -> float:
+def confidence(signals: dict[str, float]) -> float:
     """Probability (0..1) that the passage answers the question, from `evidence_signals`."""
-    signals = evidence_signals(question, relevance, passage, context)
     z = CONFIDENCE_BIAS + sum(CONFIDENCE_WEIGHTS[k] * v for k, v in signals.items())
     return 1.0 / (1.0 + math.exp(-z))
 

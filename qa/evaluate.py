@@ -204,12 +204,20 @@ def score(question: Question, result: Result, doc_id: str, gold: tuple[int, int]
                            sum(hit) / len(a.evidence), sum(found) / len(found) if found else 0.0)
 
 
-def _has_index(pipe: Pipeline) -> bool:
+def open_index(corpus: Corpus, config: dict[str, Any], folder: str, embedder: Embedder | None = None) -> Pipeline:
+    """A Pipeline over the corpus's index in `folder`, built there first when none is published."""
+    pipe = Pipeline({**config, "index": folder, "top_k": max(5, config["top_k"])}, embedder=embedder)
     try:
         pipe.snapshot()
+        return pipe
     except IndexNotFound:
-        return False
-    return True
+        pass
+    with tempfile.TemporaryDirectory(prefix="footnote-eval-src-") as src:
+        write_sources(corpus, Path(src))
+        report = pipe.index([src], rebuild=True)
+    if report.failed:
+        raise FootnoteError(f"could not index {report.failed[0][0]}: {report.failed[0][1]}")
+    return pipe
 
 
 def evaluate_file(paths: str | Path | list[str | Path], config: dict[str, Any], limit: int | None = None,
@@ -233,15 +241,7 @@ def evaluate_file(paths: str | Path | list[str | Path], config: dict[str, Any], 
     paths = paths if isinstance(paths, list) else [paths]
     corpus = load_all(paths)
     with tempfile.TemporaryDirectory(prefix="footnote-eval-") as tmp:
-        pipe = Pipeline({**config, "index": index or str(Path(tmp) / "index"), "top_k": max(5, config["top_k"])},
-                        embedder=embedder)
-        if not _has_index(pipe):
-            src = Path(tmp) / "sources"
-            src.mkdir()
-            write_sources(corpus, src)
-            report = pipe.index([str(src)], rebuild=True)
-            if report.failed:
-                raise FootnoteError(f"could not index {report.failed[0][0]}: {report.failed[0][1]}")
+        pipe = open_index(corpus, config, index or str(Path(tmp) / "index"), embedder)
         ranges = paragraph_ranges(pipe, corpus)
         texts = {stem: pipe.document(doc_id)["text"] for stem, (doc_id, _) in ranges.items()} \
             if corpus.kind == "clapnq" else {}

@@ -20,7 +20,7 @@ from qa import answer as ans
 from qa import config as cfg
 from qa import index as ix
 from qa import indexer, store
-from qa.documents import Answer, Evidence, Footnote, PassageHit, Result
+from qa.documents import Answer, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
 from qa.embed import Embedder
 from qa.errors import DocumentNotFound, EmptyQuery, QueryTooLong
 from qa.rerank import Reranker
@@ -35,6 +35,22 @@ class Snapshot:
 
     generation: ix.Generation
     vectors: faiss.Index
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The cross-encoder's reading of a question's top passages, before deciding to answer.
+
+    `hits` has the top `answer_passages` reranked by their best sentence and the rest in
+    retrieval order; `best` is the best sentence with its document and offsets (None when the
+    top passages hold no sentence); `signals` are what `qa.answer.confidence` weighs.
+    """
+
+    hits: tuple[PassageHit, ...]
+    best: ans.Scored | None
+    document: DocumentRef | None
+    sentence: Sentence | None
+    signals: dict[str, float]
 
 
 class Pipeline:
@@ -114,30 +130,43 @@ class Pipeline:
         t0 = time.perf_counter()
         conn = self.connect(snap)
         try:
-            qvec = embedder.encode([q])[0]
-            cands = retrieve(q, qvec, snap.vectors, conn, self.config["candidates"],
-                             max(self.config["top_k"], self.config["answer_passages"]))
-            rows = store.passages(conn, [c.id for c in cands])
-            hits = tuple(PassageHit(c.id, store.document_ref(rows[c.id]), rows[c.id]["text"], c.score,
-                                    rows[c.id]["start"], rows[c.id]["end"]) for c in cands if c.id in rows)
+            hits, rows = self._retrieve(conn, snap, embedder, q)
             t1 = time.perf_counter()
-            hits, answer = self._answer(conn, reranker, q, hits, rows)
+            reading = self._read(conn, reranker, q, hits, rows)
+            answer = self._answer(conn, q, reading)
         finally:
             conn.close()
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        return Result(q, answer, hits[: self.config["top_k"]], timings)
+        return Result(q, answer, reading.hits[: self.config["top_k"]], timings)
 
-    def _answer(self, conn, reranker: Reranker, question: str, hits: tuple[PassageHit, ...],
-                rows) -> tuple[tuple[PassageHit, ...], Answer | None]:
-        """Read the sentences of the top passages with the cross-encoder, rerank those passages by
-        their best sentence, and answer from the best sentence unless confidence is too low.
+    def read(self, question: str) -> Reading:
+        """Retrieve and read a question without deciding whether to answer: the abstention signals
+        for the best sentence, which `scripts/calibrate.py` fits the abstention weights on."""
+        q = self.check_question(question)
+        snap = self.snapshot()
+        conn = self.connect(snap)
+        try:
+            hits, rows = self._retrieve(conn, snap, self.embedder, q)
+            return self._read(conn, self.reranker, q, hits, rows)
+        finally:
+            conn.close()
+
+    def _retrieve(self, conn, snap: Snapshot, embedder: Embedder, question: str):
+        qvec = embedder.encode([question])[0]
+        cands = retrieve(question, qvec, snap.vectors, conn, self.config["candidates"],
+                         max(self.config["top_k"], self.config["answer_passages"]))
+        rows = store.passages(conn, [c.id for c in cands])
+        hits = tuple(PassageHit(c.id, store.document_ref(rows[c.id]), rows[c.id]["text"], c.score,
+                                rows[c.id]["start"], rows[c.id]["end"]) for c in cands if c.id in rows)
+        return hits, rows
+
+    def _read(self, conn, reranker: Reranker, question: str, hits: tuple[PassageHit, ...], rows) -> Reading:
+        """Read the sentences of the top passages with the cross-encoder and rerank those passages
+        by their best sentence.
 
         Sentences, not whole passages, go to the cross-encoder: the same forward pass then ranks
         passages and picks the sentence, and short inputs cost less than one long one.
-
-        Returns:
-            The passages (top ones reranked, the rest in retrieval order) and the answer or None.
         """
         n = self.config["answer_passages"]
         cands: list[ans.Candidate] = []
@@ -153,17 +182,24 @@ class Pipeline:
                     info[key] = (hit.document, sent)
             members.append(keys)
         if not cands:
-            return hits, None
+            return Reading(hits, None, None, None, {})
         scored = ans.rank_sentences(cands, reranker.score(question, [c.text for c in cands]))
         relevance = {s.key: s.relevance for s in scored}
         order = sorted(range(len(members)), key=lambda i: -max((relevance[k] for k in members[i]), default=-1e9))
         hits = tuple(hits[i] for i in order) + hits[n:]
         best, top = scored[0], hits[0]
         [(_, _, lead)] = store.sentences(conn, top.document.id, 0, 0)
-        score = ans.confidence(question, best.relevance, top.text, f"{top.document.title} {lead}")
+        signals = ans.evidence_signals(question, best.relevance, top.text, f"{top.document.title} {lead}")
+        return Reading(hits, best, *info[best.key], signals)
+
+    def _answer(self, conn, question: str, reading: Reading) -> Answer | None:
+        """The answer from the best sentence, or None when confidence is below `min_support`."""
+        best, doc, sent = reading.best, reading.document, reading.sentence
+        if best is None or doc is None or sent is None:
+            return None
+        score = ans.confidence(reading.signals)
         if score < self.config["min_support"]:
-            return hits, None
-        doc, sent = info[best.key]
+            return None
         keys = [best.key]
         if ans.needs_previous(best.text) and best.key[1] > 0:
             keys.insert(0, (best.key[0], best.key[1] - 1))
@@ -171,7 +207,7 @@ class Pipeline:
         span = ans.short_span(question, best.text)
         start, end = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
         text = best.text[span[0]:span[1]] if span else best.text
-        return hits, Answer(text, score, evidence, start, end)
+        return Answer(text, score, evidence, start, end)
 
     def _evidence(self, conn, doc, idx: int, score: float) -> Evidence:
         [(_, sent, text)] = store.sentences(conn, doc.id, idx, idx)

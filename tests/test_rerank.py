@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import confidence, evidence_signals
+from qa.answer import CONFIDENCE_WEIGHTS, confidence, evidence_signals
 from qa.errors import ConfigError
 from qa.rerank import Reranker
 
@@ -68,5 +68,16 @@ def test_confidence_rises_with_relevance_and_falls_with_missing_names():
     q = "When did Ada Lindqvist light the Point Morrow lamp?"
     passage = "The lamp was lit in 1871 by Ada Lindqvist."
     ctx = "Point Morrow lighthouse"
-    assert 0 < confidence(q, -5.0, passage, ctx) < confidence(q, 5.0, passage, ctx) < 1
-    assert confidence(q, 5.0, passage) < confidence(q, 5.0, passage, ctx)
+    def conf(relevance: float, context: str = "") -> float:
+        return confidence(evidence_signals(q, relevance, passage, context))
+
+    assert 0 < conf(-5.0, ctx) < conf(5.0, ctx) < 1
+    assert conf(5.0) < conf(5.0, ctx)
+
+
+def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
+    r = pipeline.read("When was the Point Morrow lighthouse first lit?")
+    assert r.best.text.startswith("The Point Morrow lighthouse was first lit")
+    assert r.document.id == r.hits[0].document.id
+    assert r.hits[0].start <= r.sentence.start < r.sentence.end <= r.hits[0].end
+    assert set(r.signals) == set(CONFIDENCE_WEIGHTS)

@@ -30,7 +30,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("candidates", 50, "Passages taken from each retriever before fusion."),
     Setting("top_k", 5, "Passages returned with every answer."),
     Setting("answer_passages", 3, "Top passages whose sentences the cross-encoder reads; they are reranked by it."),
-    Setting("min_support", 0.43, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
+    Setting("min_support", 0.44, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
                                  "counts as an answer."),
     Setting("host", "127.0.0.1", "Address `qa serve` binds to."),
     Setting("port", 5000, "Port `qa serve` listens on."),

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from qa.answer import CONFIDENCE_WEIGHTS, confidence, evidence_signals
+from qa.documents import DocumentRef, PassageHit
 from qa.errors import ConfigError
+from qa.pipeline import distinct
 from qa.rerank import Reranker
 
 QUESTION = "When was the Point Morrow lighthouse first lit?"
@@ -81,3 +83,10 @@ def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
     assert r.document.id == r.hits[0].document.id
     assert r.hits[0].start <= r.sentence.start < r.sentence.end <= r.hits[0].end
     assert set(r.signals) == set(CONFIDENCE_WEIGHTS)
+
+
+def test_passages_sharing_text_are_listed_once():
+    doc, other = DocumentRef("d", "D", "d.txt"), DocumentRef("e", "E", "e.txt")
+    hits = (PassageHit(1, doc, "a b", 0.9, 0, 100), PassageHit(2, doc, "b c", 0.8, 60, 160),
+            PassageHit(3, other, "x", 0.7, 60, 160), PassageHit(4, doc, "next paragraph", 0.6, 162, 200))
+    assert [h.id for h in distinct(hits)] == [1, 3, 4]

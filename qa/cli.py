@@ -33,12 +33,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar.n = done
         bar.set_postfix_str(current[-40:], refresh=True)
 
+    from qa.watch import scan, watch
+
     paths = args.paths or ["sources"]
+    before = scan(paths) if args.watch else None
     status = _index_once(pipe, paths, args, progress, rebuild=args.rebuild)
     bar.close()
     if not args.watch:
         return status
-    from qa.watch import watch
 
     def reindex() -> None:
         try:
@@ -47,7 +49,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr, flush=True)
 
     print(f"watching {', '.join(paths)} for changes (Ctrl-C stops)", flush=True)
-    watch(paths, reindex, interval=args.interval)
+    watch(paths, reindex, interval=args.interval, since=before)
     return 0
 
 

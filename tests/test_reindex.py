@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from queue import Empty, Queue
 
 import faiss
 import pytest
@@ -189,15 +191,26 @@ def test_watch_mode_reindexes_after_a_change(tmp_path: Path):
     src.mkdir()
     write(src / "a.txt", "Kelp forests grow up to half a metre a day.\n")
     proc = qa_popen("index", str(src), "--index", str(tmp_path / "idx"), "--watch", "--interval", "0.2", "-q")
+    deadline = time.monotonic() + 240
+    lines: list[str] = []
+    queue: Queue[str] = Queue()
+    threading.Thread(target=lambda: [queue.put(line) for line in proc.stdout], daemon=True).start()
+
+    def read_until(text: str) -> bool:
+        while time.monotonic() < deadline:
+            try:
+                lines.append(queue.get(timeout=1.0))
+            except Empty:
+                continue
+            if text in lines[-1]:
+                return True
+        return False
+
     try:
-        lines = []
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not any("watching" in x for x in lines):
-            lines.append(proc.stdout.readline())
+        assert read_until("watching"), lines
         write(src / "b.txt", "Sea urchins graze on kelp holdfasts.\n")
-        while time.monotonic() < deadline and not any("1 added" in x and "2 documents" in x for x in lines):
-            lines.append(proc.stdout.readline())
-        assert any("1 added" in x and "2 documents" in x for x in lines), lines
+        assert read_until("2 documents"), lines
+        assert "1 added" in lines[-1]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -22,10 +22,12 @@ def serve(config: dict[str, Any]) -> None:
     from web import create_app
 
     pipeline = Pipeline(config)
-    pipeline.embedder  # noqa: B018 - load the model now, so the first question is not the slow one
+    # Load the model and open the index now, and run one question through both, so the first
+    # person to ask does not wait for loading and warm-up.
+    pipeline.embedder.encode(["warm up"])
     try:
-        pipeline.snapshot()
-    except FootnoteError as exc:  # the app still starts and shows this message on every page
+        pipeline.ask("warm up")
+    except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one
         log.warning("%s", exc)
     app = create_app(pipeline=pipeline)
     host, port = config["host"], int(config["port"])

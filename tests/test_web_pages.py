@@ -138,13 +138,19 @@ def test_no_index_yet_is_503_with_the_command(tmp_path, embedder):
     assert client.get("/api/sources").status_code == 503
 
 
+def test_create_app_opens_the_index_folder_it_is_given(pipeline):
+    client = create_app(index_path=str(pipeline.index_dir), test_config={"TESTING": True}).test_client()
+    assert client.get("/api/sources").get_json() == pipeline.sources()  # no model needed for this
+
+
 def test_sources_page_lists_every_document_with_counts(client, pipeline):
     page = html_of(client.get("/sources"))
     for d in pipeline.sources():
-        assert f'<a href="/documents/{d["id"]}">' in page and d["path"] in page
+        assert f'<a href="/documents/{d["id"]}">' in page and d["path"].replace("/", "/<wbr>") in page
     assert "3 documents indexed." in page
     assert "0 of 20" in page and "(20 unresolved)" in page  # the seed: markers but no certain mapping
     assert "5 of 5" in page
+    assert re.search(r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>", page)
 
 
 def test_api_sources_is_what_qa_sources_json_prints(client, pipeline):
@@ -173,7 +179,7 @@ def test_provenance_view_links_markers_to_references_and_marks_cited_ones(client
     assert '<a href="#ref-2" aria-label="reference 2">[2]</a><span class="loc">p. 88</span>' in page
     assert '<li id="ref-2" class="cited">' in page and "Cited by the highlighted sentence" in page
     assert '<li id="ref-1">' in page and '<li id="ref-3">' in page
-    assert re.search(r'<li id="ref-1">.*?<a href="#s-0">1</a><a href="#s-2">2</a>', page, re.S)
+    assert re.search(r'<li id="ref-1">.*?<a href="#s-0">1</a><a href="#s-2">3</a>', page, re.S)
 
 
 def test_provenance_view_shows_sections_as_headings(client, pipeline):

@@ -7,6 +7,7 @@ clipboard are decided here, from the Result's offsets, so every view agrees.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from qa import Answer, Evidence, Footnote, Result
@@ -77,6 +78,15 @@ def http_url(value: Any) -> str | None:
     if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
         return value
     return None
+
+
+def when(stamp: str) -> str:
+    """An index timestamp ("2026-11-29T02:02:21+0000") as people read it: "2026-11-29 02:02 UTC"."""
+    try:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    except (TypeError, ValueError):
+        return stamp
+    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
 
 
 def build(result: Result) -> Card | None:

@@ -11,11 +11,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from qa import Pipeline
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.server
 
@@ -66,12 +66,14 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_qa_serve_starts_waitress_on_localhost(pipeline: Pipeline):
-    """The real command, in its own process (it loads the model itself, as a user's would)."""
+def test_qa_serve_starts_waitress_on_localhost(pipeline: Pipeline, tmp_path):
+    """The installed `qa` command in its own process, run outside the checkout so only the
+    installed packages (web/ with its templates included) can be imported."""
+    qa = Path(sys.executable).with_name("qa")
+    assert qa.exists(), f"{qa} is missing; install with `make install-test`"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--index", str(pipeline.index_dir),
-                             "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([str(qa), "serve", "--index", str(pipeline.index_dir), "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:

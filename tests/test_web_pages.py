@@ -9,8 +9,8 @@ import pytest
 
 from qa import Pipeline
 from web import create_app
-from web.card import locator_label
 from web.errors import CSP
+from web.formats import http_url, locator_label, when
 
 FUJIAN = "When did the Fujian Media Group create an ICC?"
 LIGHTHOUSE = "When was the Point Morrow lighthouse first lit?"
@@ -217,3 +217,10 @@ def test_unknown_routes_are_404_json_under_api(client):
                                             ("iv", "iv"), ("sec. 2", "sec. 2")])
 def test_locator_label(locator, label):
     assert locator_label(locator) == label
+
+
+def test_only_http_urls_become_links_and_timestamps_read_plainly():
+    assert http_url("https://example.org/a") == "https://example.org/a"
+    assert http_url("javascript:alert(1)") is None and http_url(None) is None
+    assert when("2026-11-29T02:02:21+0000") == "2026-11-29 02:02 UTC"
+    assert when("yesterday") == "yesterday"

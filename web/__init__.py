@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 
 from qa import Pipeline, load
-from web import ask, errors, sources
+from web import ask, errors, formats, sources
 from web.server import serve
 
 __all__ = ["create_app", "serve"]
@@ -41,4 +41,5 @@ def create_app(index_path: str | None = None, test_config: Mapping[str, Any] | N
     app.register_blueprint(ask.bp)
     app.register_blueprint(sources.bp)
     errors.register(app)
+    formats.register(app)
     return app

@@ -10,9 +10,6 @@ from qa import Pipeline
 from web import card
 
 bp = Blueprint("ask", __name__)
-bp.add_app_template_filter(card.http_url, "http_url")
-bp.add_app_template_filter(card.locator_label, "locator")
-bp.add_app_template_filter(card.when, "when")
 
 
 def pipeline() -> Pipeline:

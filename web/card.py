@@ -7,10 +7,9 @@ clipboard are decided here, from the Result's offsets, so every view agrees.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from qa import Answer, Evidence, Footnote, Result
+from web.formats import locator_label
 
 
 @dataclass(frozen=True)
@@ -20,11 +19,6 @@ class Note:
     n: int
     footnote: Footnote | None
     evidence: Evidence
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        ref = self.footnote.reference if self.footnote else None
-        return ref.fields if ref else {}
 
     def citation(self) -> str:
         """The footnote as one line of plain text (what "copy citation" puts on the clipboard)."""
@@ -63,30 +57,6 @@ class Card:
     lines: tuple[Line, ...]
     notes: tuple[Note, ...]
     markdown: str
-
-
-def locator_label(locator: str) -> str:
-    """"13" -> "p. 13", "13–15" -> "pp. 13–15"; a locator that is not a page stays as written."""
-    plain = locator.replace("–", "").replace("-", "").replace(" ", "")
-    if not plain.isdigit():
-        return locator
-    return f"pp. {locator}" if len(plain) < len(locator.replace(" ", "")) else f"p. {locator}"
-
-
-def http_url(value: Any) -> str | None:
-    """A URL safe to put in href: only http(s); a `javascript:` URL in front matter stays text."""
-    if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
-        return value
-    return None
-
-
-def when(stamp: str) -> str:
-    """An index timestamp ("2026-11-29T02:02:21+0000") as people read it: "2026-11-29 02:02 UTC"."""
-    try:
-        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
-    except (TypeError, ValueError):
-        return stamp
-    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
 
 
 def build(result: Result) -> Card | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from web.card import locator_label
+from web.formats import locator_label
 
 PARAGRAPH_BREAK = "\n\n"  # how the clean text separates paragraphs (qa.ingest.builder)
 

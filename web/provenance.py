@@ -33,6 +33,7 @@ class Span:
     end: int
     pieces: list[str | Marker]
     highlighted: bool
+    new_page: int | None = None  # the page this sentence opens (PDFs), shown as a page label
 
 
 @dataclass
@@ -74,6 +75,7 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
     refs = {r["key"]: Ref(f"ref-{i}", r) for i, r in enumerate(doc["references"], 1)}
     unresolved = 0
     spans = []
+    page = None
     for s in doc["sentences"]:
         hit = (start is not None and end is not None
                and s["start"] < max(end, start + 1) and start < s["end"])
@@ -95,13 +97,17 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
                                  ref.anchor if ref else None))
         if s["end"] > at:
             pieces.append(text[at:s["end"]])
-        spans.append(Span(s["index"], s["start"], s["end"], pieces, hit))
+        opens = s["page"] if s["page"] is not None and s["page"] != page else None
+        page = s["page"]
+        spans.append(Span(s["index"], s["start"], s["end"], pieces, hit, opens))
     paragraphs = _paragraphs(text, spans, {s["index"]: s["section"] for s in doc["sentences"]})
     first = next((sp.index for sp in spans if sp.highlighted), None)
     return Layout(paragraphs, list(refs.values()), unresolved, first)
 
 
 def _paragraphs(text: str, spans: list[Span], sections: dict[int, str | None]) -> list[Paragraph]:
+    """Cut the text at its paragraph breaks, placing each sentence in its paragraph and giving
+    a paragraph the heading of the section its first sentence starts."""
     out: list[Paragraph] = []
     section = None
     pos = 0

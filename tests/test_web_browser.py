@@ -64,6 +64,25 @@ def test_ask_read_footnote_and_land_on_the_highlighted_sentence(page: Page):
     expect(mark.locator("sup.fn")).to_contain_text("[1]p. 13")
 
 
+def tab_to(page: Page, selector: str, most: int = 15) -> None:
+    """Press Tab until the focused element matches `selector` (what a keyboard-only reader does)."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
+def test_keyboard_alone_reaches_footnote_and_provenance(page: Page):
+    page.goto(f"/?q={FUJIAN}")
+    tab_to(page, "sup.fnref a")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#fn-1$"))
+    tab_to(page, "#fn-1 a.provenance")
+    page.keyboard.press("Enter")
+    expect(page.locator("mark#highlight")).to_be_in_viewport()
+
+
 def test_copy_answer_puts_markdown_with_footnotes_on_the_clipboard(page: Page, live_server: str):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
     page.goto(f"/?q={FUJIAN}")

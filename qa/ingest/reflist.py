@@ -30,6 +30,36 @@ REFERENCE_HEADINGS = {
 }
 
 
+_ALPHABETS = {"lower-alpha": "abcdefghijklmnopqrstuvwxyz", "upper-alpha": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+              "lower-greek": "αβγδεζηθικλμνξοπρστυφχψω"}
+_ROMAN = ((1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"), (50, "l"), (40, "xl"),
+          (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"))
+
+
+def group_label(group: str, n: int) -> str:
+    """The marker MediaWiki shows for the n-th note of a reference group: "3", "c", "iii", "note 3".
+
+    Args:
+        group: the group name ("" for ordinary references; "lower-alpha" for {{efn}} notes).
+        n: the note's number in its group, from 1.
+    """
+    if not group:
+        return str(n)
+    if group in _ALPHABETS:
+        letters, label = _ALPHABETS[group], ""
+        while n:  # 27 -> "aa", as MediaWiki continues the sequence
+            n, r = divmod(n - 1, len(letters))
+            label = letters[r] + label
+        return label
+    if group in ("lower-roman", "upper-roman"):
+        label = ""
+        for value, numeral in _ROMAN:
+            count, n = divmod(n, value)
+            label += numeral * count
+        return label.upper() if group == "upper-roman" else label
+    return f"{group} {n}"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One reference-list entry: its label when the source numbers it, how many backlinks it shows."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.documents import Document
 from qa.errors import ParseError, UnsupportedFormat
-from qa.ingest import html, markdown, text
+from qa.ingest import html, markdown, text, wikitext
 from qa.ingest.language import looks_english
 
 
@@ -35,9 +35,10 @@ class Format:
 _TEXT = Format("text", text.parse, front_matter=True)
 _MARKDOWN = Format("markdown", markdown.parse, front_matter=True)
 _HTML = Format("html", html.parse)
+_WIKITEXT = Format("wikitext", wikitext.parse)
 PARSERS: dict[str, Format] = {
     ".txt": _TEXT, ".text": _TEXT, ".md": _MARKDOWN, ".markdown": _MARKDOWN,
-    ".html": _HTML, ".htm": _HTML,
+    ".html": _HTML, ".htm": _HTML, ".wiki": _WIKITEXT, ".wikitext": _WIKITEXT, ".mediawiki": _WIKITEXT,
 }
 FORMATS: dict[str, Format] = {f.name: f for f in PARSERS.values()}
 FRONT_MATTER_KEYS = ("title", "url", "author", "date", "license")

@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from qa.documents import Document, Reference
 from qa.errors import ParseError
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reflist import REFERENCE_HEADINGS, group_label
+from qa.ingest.reflist import BodySections, group_label
 from qa.references import parse_fields
 
 _SKIP_TAGS = {"script", "style", "link", "meta", "noscript", "table", "figure", "img", "svg", "nav", "header",
@@ -37,9 +37,6 @@ _SKIP_IDS = {"toc", "catlinks", "siteSub", "contentSub", "jump-to-nav", "mw-navi
 _BLOCKS = {"p", "div", "li", "ul", "ol", "dl", "dd", "dt", "blockquote", "section", "pre", "center", "article",
            "main", "body", "tr", "br", "hr"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-# Sections that hold lists of links or references, not the article's prose.
-_NON_BODY = REFERENCE_HEADINGS | {"external links", "see also", "further reading", "bibliography", "sources",
-                                  "literature", "references and sources", "general and cited sources"}
 _ROOTS = ("#mw-content-text .mw-parser-output", ".mw-parser-output", "#mw-content-text", "main", "article", "body")
 _DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
 _SPACE = re.compile(r"\s+")
@@ -134,7 +131,7 @@ class _Walker:
     def __init__(self, builder: DocumentBuilder, keys: set[str]) -> None:
         self.b = builder
         self.keys = keys
-        self.skip_level: int | None = None  # inside a See also / References section of this level
+        self.sections = BodySections()
 
     def walk(self, root: LexborNode) -> None:
         stack: list[tuple[LexborNode, bool]] = [(root, False)]
@@ -143,17 +140,17 @@ class _Walker:
             if closing:
                 self.b.paragraph()
             elif node.tag == "-text":
-                if self.skip_level is None:
+                if self.sections.in_body:
                     self.b.text(node.text_content or "")
             elif node.tag in _HEADINGS:
                 self._heading(_HEADINGS[node.tag], plain(node))
             elif _is_marker(node):
-                if self.skip_level is None:
+                if self.sections.in_body:
                     self._marker(node)
             elif _skipped(node) or node.is_comment_node:
                 continue
             elif "mwe-math-element" in _classes(node):
-                self.b.text(_math(node) if self.skip_level is None else "")
+                self.b.text(_math(node) if self.sections.in_body else "")
             else:
                 if node.tag in _BLOCKS:
                     self.b.paragraph()
@@ -161,11 +158,7 @@ class _Walker:
                 stack.extend((c, False) for c in reversed(list(_children(node))))
 
     def _heading(self, level: int, title: str) -> None:
-        if title.lower().strip(" :") in _NON_BODY:
-            self.skip_level = min(level, self.skip_level or level)
-        elif self.skip_level is not None and level <= self.skip_level:
-            self.skip_level = None
-        if self.skip_level is None:
+        if self.sections.enter(level, title):
             self.b.heading(title)
         else:
             self.b.paragraph()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qa.documents import Document
 from qa.errors import ParseError, UnsupportedFormat
-from qa.ingest import html, markdown, text, wikitext
+from qa.ingest import html, markdown, pdf, text, wikitext
 from qa.ingest.language import looks_english
 
 
@@ -36,9 +36,11 @@ _TEXT = Format("text", text.parse, front_matter=True)
 _MARKDOWN = Format("markdown", markdown.parse, front_matter=True)
 _HTML = Format("html", html.parse)
 _WIKITEXT = Format("wikitext", wikitext.parse)
+_PDF = Format("pdf", pdf.parse, binary=True)
 PARSERS: dict[str, Format] = {
     ".txt": _TEXT, ".text": _TEXT, ".md": _MARKDOWN, ".markdown": _MARKDOWN,
     ".html": _HTML, ".htm": _HTML, ".wiki": _WIKITEXT, ".wikitext": _WIKITEXT, ".mediawiki": _WIKITEXT,
+    ".pdf": _PDF,
 }
 FORMATS: dict[str, Format] = {f.name: f for f in PARSERS.values()}
 FRONT_MATTER_KEYS = ("title", "url", "author", "date", "license")

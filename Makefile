@@ -37,3 +37,6 @@ lint: install-test
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/gen-* index/.tmp-* .pytest_cache
+
+bench: install
+	$(PY) scripts/bench_reindex.py

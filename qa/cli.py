@@ -33,13 +33,32 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar.n = done
         bar.set_postfix_str(current[-40:], refresh=True)
 
-    report = pipe.index(args.paths or ["sources"], rebuild=args.rebuild, progress=progress)
+    paths = args.paths or ["sources"]
+    status = _index_once(pipe, paths, args, progress, rebuild=args.rebuild)
     bar.close()
+    if not args.watch:
+        return status
+    from qa.watch import watch
+
+    def reindex() -> None:
+        try:
+            _index_once(pipe, paths, args, None, rebuild=False)
+        except FootnoteError as exc:  # e.g. another writer holds the lock: try again on the next change
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+
+    print(f"watching {', '.join(paths)} for changes (Ctrl-C stops)", flush=True)
+    watch(paths, reindex, interval=args.interval)
+    return 0
+
+
+def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, progress, rebuild: bool) -> int:
+    """One indexing run with its report printed; returns the exit status it deserves."""
+    report = pipe.index(paths, rebuild=rebuild, progress=progress)
     for path, why in report.failed:
         print(f"skipped {path}: {why}", file=sys.stderr)
-    print(report.summary())
+    print(report.summary(), flush=True)
     if not report.published and not (report.unchanged or report.removed):
-        print(f"error: nothing could be indexed from {', '.join(args.paths or ['sources'])}", file=sys.stderr)
+        print(f"error: nothing could be indexed from {', '.join(paths)}", file=sys.stderr)
         return EXIT_NOTHING_PUBLISHED
     if args.strict and report.failed:
         print(f"error: {len(report.failed)} file(s) skipped and --strict is set", file=sys.stderr)
@@ -146,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="start over instead of updating")
     p.add_argument("--strict", action="store_true", help="exit non-zero when any file was skipped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--watch", action="store_true", help="keep running and reindex when files change")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between checks with --watch")
     common(p)
     p.set_defaults(func=cmd_index)
 

@@ -1,0 +1,205 @@
+"""Incremental, atomic reindexing: add/change/remove/rename cycles, crash safety, the writer lock, watch mode."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import pytest
+
+from qa import IndexLocked, Pipeline, store
+from qa import index as ix
+from tests.conftest import ROOT, SEED, make_pipeline
+
+
+def ids_agree(pipe: Pipeline) -> tuple[int, int]:
+    """Assert FAISS ids and store passage ids are the same set, nothing orphaned; return counts."""
+    snap = pipe.snapshot()
+    faiss_ids = set(faiss.vector_to_array(snap.vectors.id_map).tolist())
+    conn = pipe.connect(snap)
+    try:
+        rows = {r[0] for r in conn.execute("SELECT id FROM passages")}
+        fts = {r[0] for r in conn.execute("SELECT rowid FROM passages_fts")}
+        docs = {r[0] for r in conn.execute("SELECT id FROM documents")}
+        for table in ("sentences", "refs", "citations", "passages"):
+            owners = {r[0] for r in conn.execute(f"SELECT DISTINCT doc_id FROM {table}")}
+            assert owners <= docs, f"orphan rows in {table}"
+    finally:
+        conn.close()
+    assert faiss_ids == rows == fts
+    return len(docs), len(rows)
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path)
+
+
+def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "herons.txt", "Grey herons nest in colonies called heronries.[1] They eat fish and frogs.\n"
+                              "Herons stand still for long periods while hunting.\n\n1. ^ Bird Book (2001).\n")
+    write(src / "otters.md", "# Otters\n\nSea otters use stones to open shellfish.[^1]\n\nOtters hold hands "
+                             "while sleeping so they do not drift apart.\n\n[^1]: Otter Atlas, p. 9.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    r = pipe.index([str(src)])
+    assert len(r.added) == 2 and r.published
+    assert ids_agree(pipe)[0] == 2
+
+    calls = embedder.calls
+    r = pipe.index([str(src)])  # nothing to do: no new generation, no encoding
+    assert (r.unchanged, r.published, embedder.calls) == (sorted(r.unchanged), False, calls)
+    assert len(r.unchanged) == 2
+
+    gen = ix.current_name(pipe.index_dir)
+    write(src / "herons.txt", (src / "herons.txt").read_text().replace(
+        "while hunting.", "while hunting. In 2025 a white heron was seen in Oslo harbour."))
+    r = pipe.index([str(src)])
+    assert [Path(p).name for p in r.updated] == ["herons.txt"] and r.unchanged and r.published
+    assert embedder.calls - calls == r.encoded == 1  # only the changed passage of the changed file
+    assert ix.current_name(pipe.index_dir) != gen
+    assert "Oslo" in pipe.ask("Where was a white heron seen in 2025?").answer.evidence[-1].sentence
+    ids_agree(pipe)
+
+    calls = embedder.calls
+    (src / "otters.md").rename(src / "sea-otters.md")
+    r = pipe.index([str(src)])
+    assert [Path(p).name for p in r.added] == ["sea-otters.md"] and [Path(p).name for p in r.removed] == ["otters.md"]
+    assert embedder.calls == calls  # renamed but identical: vectors reused
+
+    write(src / "copy.md", (src / "sea-otters.md").read_text())
+    r = pipe.index([str(src)])
+    assert embedder.calls == calls and len(r.added) == 1
+    docs, _passages = ids_agree(pipe)
+    assert docs == 3  # identical content at two paths stays two documents
+
+    r = pipe.index([], remove=[str(Path(r.added[0]))])
+    assert len(r.removed) == 1 and ids_agree(pipe)[0] == 2
+    (src / "copy.md").unlink()  # `qa remove` drops the document; a file left in the folder would come back
+
+    (src / "herons.txt").unlink()
+    r = pipe.index([str(src)])
+    assert [Path(p).name for p in r.removed] == ["herons.txt"]
+    assert ids_agree(pipe) == (1, 1)
+    assert not pipe.ask("Where was a white heron seen in 2025?").answered
+
+
+def test_rebuild_starts_over(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "Basalt columns form when thick lava cools slowly.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(src)])
+    calls = embedder.calls
+    r = pipe.index([str(src)], rebuild=True)
+    assert r.added and r.published and embedder.calls == calls + 1
+
+
+def test_failed_update_keeps_the_previous_version(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "The Laki eruption of 1783 cooled the northern hemisphere.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(src)])
+    (src / "a.txt").write_bytes(b"\x00\x01binary now")
+    r = pipe.index([str(src)])
+    assert r.failed and not r.removed
+    assert "Laki" in pipe.ask("Which eruption cooled the northern hemisphere in 1783?").answer.evidence[-1].sentence
+
+
+def test_exception_mid_run_leaves_the_serving_generation(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "Moss grows on the north side of trees in the Ardennes.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(src)])
+    gen = ix.current_name(pipe.index_dir)
+    for i in range(3):
+        write(src / f"new{i}.txt", f"Extra fact number {i} about lichens on granite.\n")
+
+    def explode(done: int, total: int, current: str) -> None:
+        if done == 2:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        pipe.index([str(src)], progress=explode)
+    assert ix.current_name(pipe.index_dir) == gen
+    assert not list(pipe.index_dir.glob(".tmp-gen-*"))
+    assert ids_agree(pipe)[0] == 1
+    assert len(pipe.index([str(src)]).added) == 3
+
+
+def test_second_writer_fails_fast(tmp_path: Path, embedder):
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    with ix.writer_lock(pipe.index_dir), pytest.raises(IndexLocked, match="another `qa index`"):
+        pipe.index([str(SEED)])
+
+
+def qa_popen(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "qa.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def many_sources(folder: Path, n: int) -> None:
+    folder.mkdir()
+    for i in range(n):
+        sents = " ".join(f"Station {i}-{j} on the river Ystad measured {i * 7 + j} millimetres of rain in week {j}."
+                         for j in range(40))
+        write(folder / f"station-{i:03}.txt", sents + "\n")
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_keeps_serving_and_next_run_completes(tmp_path: Path, embedder):
+    idx = tmp_path / "idx"
+    seed_src = tmp_path / "seed"
+    seed_src.mkdir()
+    (seed_src / SEED.name).write_bytes(SEED.read_bytes())
+    make_pipeline(idx, embedder).index([str(seed_src)])
+    gen = ix.current_name(idx)
+    big = tmp_path / "big"
+    many_sources(big, 80)
+    for delay in (1.0, 4.0, 7.0):
+        proc = qa_popen("index", str(seed_src), str(big), "--index", str(idx), "-q")
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if ix.current_name(idx) != gen:  # it finished before the kill: nothing left to prove here
+            break
+        reader = make_pipeline(idx, embedder)
+        r = reader.ask("When did the Fujian Media Group create an ICC?")
+        assert r.answered and ids_agree(reader)[0] == 1
+    done = qa_popen("index", str(seed_src), str(big), "--index", str(idx), "-q")
+    _out, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err
+    assert not list(idx.glob(".tmp-gen-*"))
+    final = make_pipeline(idx, embedder)
+    assert ids_agree(final)[0] == 81
+    assert "Station 3-5" in final.ask("How much rain did station 3-5 measure in week 5?").answer.evidence[-1].sentence
+
+
+def test_watch_mode_reindexes_after_a_change(tmp_path: Path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "Kelp forests grow up to half a metre a day.\n")
+    proc = qa_popen("index", str(src), "--index", str(tmp_path / "idx"), "--watch", "--interval", "0.2", "-q")
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not any("watching" in x for x in lines):
+            lines.append(proc.stdout.readline())
+        write(src / "b.txt", "Sea urchins graze on kelp holdfasts.\n")
+        while time.monotonic() < deadline and not any("1 added" in x and "2 documents" in x for x in lines):
+            lines.append(proc.stdout.readline())
+        assert any("1 added" in x and "2 documents" in x for x in lines), lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    conn = store.connect(str(ix.current(tmp_path / "idx").store_path), readonly=True)
+    assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 2

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-test run index test lint bench screenshots chromium clean
+.PHONY: install install-test run index test lint bench inspect-eval screenshots chromium clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -40,3 +40,7 @@ clean:
 
 bench: install
 	$(PY) scripts/bench_reindex.py
+
+# Citation resolution on the shared real Wikipedia articles (read in place from ../shared/eval; skipped when absent).
+inspect-eval: install
+	$(PY) scripts/inspect_eval.py ../shared/eval

@@ -118,7 +118,9 @@ class DocumentBuilder:
                 break
             i = max(bisect.bisect_left(starts, m.position) - 1, 0)
             ref = m.reference or (link or {}).get(m.marker)
-            citations.append(Citation(i, m.marker, m.position, m.locator, ref if ref in keys else None))
+            # a marker after the last text (a paragraph of nothing but markers) stays inside the text
+            position = min(m.position, len(text))
+            citations.append(Citation(i, m.marker, position, m.locator, ref if ref in keys else None))
         return Document(path, title, fmt, text, sentences, references, citations, meta or {})
 
     def _page_at(self, position: int) -> int | None:

@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test run index test lint bench screenshots chromium latency clean
+.PHONY: install install-test run index test lint bench inspect-eval screenshots chromium latency clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -54,3 +54,7 @@ clean:
 
 bench: install
 	$(PY) scripts/bench_reindex.py
+
+# Citation resolution on the shared real Wikipedia articles (read in place from ../shared/eval; skipped when absent).
+inspect-eval: install
+	$(PY) scripts/inspect_eval.py ../shared/eval

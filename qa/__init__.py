@@ -16,10 +16,11 @@ from qa.errors import (
     QueryTooLong,
     UnsupportedFormat,
 )
+from qa.ingest.report import inspect_file
 from qa.pipeline import Pipeline
 
 __all__ = [
     "SETTINGS", "Answer", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
     "IndexLocked", "IndexMismatch", "IndexNotFound", "ParseError", "PassageHit", "Pipeline", "QueryTooLong",
-    "Reference", "Result", "UnsupportedFormat", "load",
+    "Reference", "Result", "UnsupportedFormat", "inspect_file", "load",
 ]

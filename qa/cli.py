@@ -1,4 +1,4 @@
-"""The `qa` command: index, ask, sources, remove, serve, eval. Only this module sets up logging and exits."""
+"""The `qa` command: index, ask, sources, remove, inspect, serve, eval. Only this module sets up logging and exits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import textwrap
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from qa import FootnoteError, Pipeline, Result, load
+from qa import FootnoteError, Pipeline, Result, inspect_file, load
 
 EXIT_ERROR = 1
 EXIT_NOTHING_PUBLISHED = 2
@@ -141,6 +141,37 @@ def cmd_sources(args: argparse.Namespace) -> int:
         print(f"{d['id']}  {d['path']}  \u201c{d['title']}\u201d  [{d['format']}]  {d['passages']} passages, "
               f"{d['references']} references, {d['resolved']}/{d['citations']} citations resolved, "
               f"indexed {d['indexed_at']}")
+        if d["meta"].get("language"):
+            print("    looks non-English: the default model is English-only, answers over it will be weak "
+                  "(a multilingual model is a setting)")
+    return 0
+
+
+def format_inspection(report: dict) -> str:
+    """Sentences with their footnotes as resolved, then the summary line `qa inspect` ends with."""
+    out = [f"{report['path']}  \u201c{report['title']}\u201d  [{report['format']}]"]
+    for s in report["sentences"]:
+        where = ", ".join(x for x in (f"p. {s['page']}" if s["page"] else "", s["section"] or "") if x)
+        out.append(textwrap.fill(f"[{s['index']}] {s['text']}" + (f"  ({where})" if where else ""), 100,
+                                 subsequent_indent="    "))
+        for f in s["footnotes"]:
+            loc = f": {f['locator']}" if f["locator"] else ""
+            ref = f["reference"]["text"] if f["reference"] else "(reference not included in the source)"
+            resolved = f"  -> {f['reference']['resolved']}" if f["reference"] and "resolved" in f["reference"] else ""
+            out.append(textwrap.fill(f"[{f['marker']}]{loc} {ref}{resolved}", 100, initial_indent="      ",
+                                     subsequent_indent="        "))
+    n = report["summary"]
+    out.append(f"\n{n['sentences']} sentences; {n['markers']} markers found, {n['resolved']} resolved, "
+               f"{n['unresolved']} unresolved; {n['references']} references parsed, {n['references_cited']} cited")
+    if report["meta"].get("language"):
+        out.append("looks non-English: answers over it will be weak with the default model")
+    return "\n".join(out)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    config = load()
+    report = inspect_file(args.file, int(config["max_file_mb"] * 2**20), args.format)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_inspection(report))
     return 0
 
 
@@ -187,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_sources)
+
+    p = sub.add_parser("inspect", help="show how one file parses: sentences, footnotes, references")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--format", default=None, help="read the file as this format (e.g. wikitext for a .txt)")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("serve", help="start the web app")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")

@@ -178,7 +178,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from web import serve
 
-    config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port})
+    config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port,
+                   "admin_token": args.admin_token, "sources": args.sources})
     serve(config)
     return 0
 
@@ -228,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the web app")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 5000)")
+    p.add_argument("--admin-token", default=None,
+                   help="enable upload, remove and reindex from the browser for holders of this token "
+                        "(or set FOOTNOTE_ADMIN_TOKEN)")
+    p.add_argument("--sources", default=None, help="folder that uploads go to and reindex reads (default sources/)")
     common(p)
     p.set_defaults(func=cmd_serve)
     return parser

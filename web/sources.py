@@ -21,7 +21,8 @@ def _alternate(html: str, json_url: str) -> Response:
 def index() -> Response:
     """Every indexed document with its counts."""
     docs = pipeline().sources()
-    return _alternate(render_template("sources.html", documents=docs), url_for("sources.api_index"))
+    html = render_template("sources.html", documents=docs, reindex=pipeline().reindex_job.status())
+    return _alternate(html, url_for("sources.api_index"))
 
 
 @bp.get("/api/sources")

@@ -48,3 +48,33 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Live reindex progress on the sources page: poll while a run is going, reload when it ends.
+function renderReindex(box, job) {
+  const errors = (job.errors || []).map((e) => `<li><code></code>: <span></span></li>`);
+  box.innerHTML = `<p><strong class="state"></strong>: <span class="count"></span> files processed` +
+    `<span class="now"></span>.</p><p class="summary"></p><ul class="errors">${errors.join("")}</ul>`;
+  box.querySelector(".state").textContent = job.state.charAt(0).toUpperCase() + job.state.slice(1);
+  box.querySelector(".count").textContent = `${job.done || 0} of ${job.total || 0}`;
+  box.querySelector(".now").textContent = job.current ? `, now ${job.current}` : "";
+  box.querySelector(".summary").textContent = job.summary || "";
+  box.querySelectorAll(".errors li").forEach((li, i) => {
+    li.querySelector("code").textContent = job.errors[i].path;
+    li.querySelector("span").textContent = job.errors[i].error;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("reindex");
+  if (!box || box.dataset.state !== "running") return;
+  const timer = window.setInterval(async () => {
+    const resp = await fetch(box.dataset.statusUrl, { credentials: "same-origin" });
+    if (!resp.ok) return;
+    const job = await resp.json();
+    renderReindex(box, job);
+    if (job.state !== "running") {
+      window.clearInterval(timer);
+      window.setTimeout(() => window.location.reload(), 800);
+    }
+  }, 700);
+});

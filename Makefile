@@ -3,8 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test run index test lint bench screenshots chromium clean
+.PHONY: install install-test run index test lint bench inspect-eval screenshots chromium latency clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -28,9 +30,21 @@ index: install
 run: index
 	$(VENV)/bin/qa serve
 
-test: install-test
+test: install-test chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
+
+# Debian's chromium for the browser tests and screenshots; Playwright drives it (never `playwright install`).
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+# PNGs of the web app (answered, abstained, provenance, phone) in docs/, from a temporary index of sources/.
+screenshots: install-test chromium
+	$(PY) scripts/screenshots.py
+
+# /api/ask latency p50/p95 over 100 requests against `qa serve` on the seed corpus.
+latency: install-test
+	$(PY) scripts/latency.py
 
 lint: install-test
 	$(VENV)/bin/ruff check .
@@ -40,3 +54,7 @@ clean:
 
 bench: install
 	$(PY) scripts/bench_reindex.py
+
+# Citation resolution on the shared real Wikipedia articles (read in place from ../shared/eval; skipped when absent).
+inspect-eval: install
+	$(PY) scripts/inspect_eval.py ../shared/eval

@@ -17,10 +17,13 @@ from qa.errors import (
     UnsupportedFormat,
 )
 from qa.evaluate import evaluate_file
+from qa.ingest.report import inspect_file
 from qa.pipeline import Pipeline
+from qa.scoring import report_table
 
 __all__ = [
     "SETTINGS", "Answer", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
     "IndexLocked", "IndexMismatch", "IndexNotFound", "ParseError", "PassageHit", "Pipeline", "QueryTooLong",
-    "Reference", "Result", "UnsupportedFormat", "evaluate_file", "load",
+    "Reference", "Result", "UnsupportedFormat", "evaluate_file", "inspect_file", "load",
+    "report_table",
 ]

@@ -1,4 +1,4 @@
-"""The `qa` command: index, ask, sources, remove, serve, eval. Only this module sets up logging and exits."""
+"""The `qa` command: index, ask, sources, remove, inspect, serve, eval. Only this module sets up logging and exits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import textwrap
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from qa import FootnoteError, Pipeline, Result, evaluate_file, load
+from qa import FootnoteError, Pipeline, Result, evaluate_file, inspect_file, load, report_table
 
 EXIT_ERROR = 1
 EXIT_NOTHING_PUBLISHED = 2
@@ -33,12 +33,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar.n = done
         bar.set_postfix_str(current[-40:], refresh=True)
 
+    from qa.watch import scan, watch
+
     paths = args.paths or ["sources"]
+    before = scan(paths) if args.watch else None
     status = _index_once(pipe, paths, args, progress, rebuild=args.rebuild)
     bar.close()
     if not args.watch:
         return status
-    from qa.watch import watch
 
     def reindex() -> None:
         try:
@@ -47,7 +49,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr, flush=True)
 
     print(f"watching {', '.join(paths)} for changes (Ctrl-C stops)", flush=True)
-    watch(paths, reindex, interval=args.interval)
+    watch(paths, reindex, interval=args.interval, since=before)
     return 0
 
 
@@ -139,24 +141,47 @@ def cmd_sources(args: argparse.Namespace) -> int:
         print(f"{d['id']}  {d['path']}  \u201c{d['title']}\u201d  [{d['format']}]  {d['passages']} passages, "
               f"{d['references']} references, {d['resolved']}/{d['citations']} citations resolved, "
               f"indexed {d['indexed_at']}")
+        if d["meta"].get("language"):
+            print("    looks non-English: the default model is English-only, answers over it will be weak "
+                  "(a multilingual model is a setting)")
+    return 0
+
+
+def format_inspection(report: dict) -> str:
+    """Sentences with their footnotes as resolved, then the summary line `qa inspect` ends with."""
+    out = [f"{report['path']}  \u201c{report['title']}\u201d  [{report['format']}]"]
+    for s in report["sentences"]:
+        where = ", ".join(x for x in (f"p. {s['page']}" if s["page"] else "", s["section"] or "") if x)
+        out.append(textwrap.fill(f"[{s['index']}] {s['text']}" + (f"  ({where})" if where else ""), 100,
+                                 subsequent_indent="    "))
+        for f in s["footnotes"]:
+            loc = f": {f['locator']}" if f["locator"] else ""
+            ref = f["reference"]["text"] if f["reference"] else "(reference not included in the source)"
+            resolved = f"  -> {f['reference']['resolved']}" if f["reference"] and "resolved" in f["reference"] else ""
+            out.append(textwrap.fill(f"[{f['marker']}]{loc} {ref}{resolved}", 100, initial_indent="      ",
+                                     subsequent_indent="        "))
+    n = report["summary"]
+    out.append(f"\n{n['sentences']} sentences; {n['markers']} markers found, {n['resolved']} resolved, "
+               f"{n['unresolved']} unresolved; {n['references']} references parsed, {n['references_cited']} cited")
+    if report["meta"].get("language"):
+        out.append("looks non-English: answers over it will be weak with the default model")
+    return "\n".join(out)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    config = load()
+    report = inspect_file(args.file, int(config["max_file_mb"] * 2**20), args.format)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_inspection(report))
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from web import serve
 
-    config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port})
+    config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port,
+                   "admin_token": args.admin_token, "sources": args.sources})
     serve(config)
     return 0
-
-
-def format_report(report: dict) -> str:
-    """The `qa eval` figures as an aligned table."""
-    rows = [(k, v) for k, v in report.items() if k not in ("latency_ms", "file", "kind", "seed")]
-    rows += [("latency_ms p50", report["latency_ms"]["p50"]), ("latency_ms p95", report["latency_ms"]["p95"])]
-    lines = [f"{report['file']} ({report['kind']}, seed {report['seed']})"]
-    lines += [f"  {k:<22}{'-' if v is None else v:>10}" for k, v in rows]
-    return "\n".join(lines)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -171,7 +196,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = load({"model": args.model})
     report = evaluate_file(args.file, config, limit=args.limit, index=args.index, seed=args.seed, progress=progress)
     bar.close()
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    print(json.dumps(report, indent=2) if args.json else report_table(report))
     return 0
 
 
@@ -211,9 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_sources)
 
+    p = sub.add_parser("inspect", help="show how one file parses: sentences, footnotes, references")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--format", default=None, help="read the file as this format (e.g. wikitext for a .txt)")
+    p.set_defaults(func=cmd_inspect)
+
     p = sub.add_parser("serve", help="start the web app")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 5000)")
+    p.add_argument("--admin-token", default=None,
+                   help="enable upload, remove and reindex from the browser for holders of this token "
+                        "(or set FOOTNOTE_ADMIN_TOKEN)")
+    p.add_argument("--sources", default=None, help="folder that uploads go to and reindex reads (default sources/)")
     common(p)
     p.set_defaults(func=cmd_serve)
 

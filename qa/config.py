@@ -32,6 +32,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("answer_passages", 3, "Top passages whose sentences the cross-encoder reads; they are reranked by it."),
     Setting("min_support", 0.44, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
                                  "counts as an answer."),
+    Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads."),
+    Setting("upload_max_mb", 20, "Largest file accepted by an upload, in MiB."),
+    Setting("admin_token", "", "Token required to upload, remove and reindex from the browser; empty disables them."),
     Setting("host", "127.0.0.1", "Address `qa serve` binds to."),
     Setting("port", 5000, "Port `qa serve` listens on."),
     Setting("threads", 8, "Worker threads of the web server."),

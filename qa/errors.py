@@ -59,3 +59,21 @@ class ConfigError(FootnoteError):
     """A setting has a value Footnote cannot use."""
 
     status = 500
+
+
+class UploadRejected(FootnoteError):
+    """An uploaded file's name or content cannot be accepted."""
+
+    status = 400
+
+
+class UploadTooLarge(UploadRejected):
+    """An uploaded file is over the size limit."""
+
+    status = 413
+
+
+class JobRunning(FootnoteError):
+    """A reindex is already running; its status can be read, not a second one started."""
+
+    status = 409

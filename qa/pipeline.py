@@ -20,9 +20,11 @@ from qa import answer as ans
 from qa import config as cfg
 from qa import index as ix
 from qa import indexer, store
+from qa import sources as src
 from qa.documents import Answer, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
 from qa.embed import Embedder
 from qa.errors import DocumentNotFound, EmptyQuery, QueryTooLong
+from qa.jobs import ReindexJob
 from qa.rerank import Reranker
 from qa.retrieve import retrieve
 
@@ -82,6 +84,8 @@ class Pipeline:
         self._reranker: Reranker | None = None
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self.sources_dir = Path(self.config["sources"])
+        self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
 
     @property
     def reranker(self) -> Reranker:
@@ -227,6 +231,24 @@ class Pipeline:
         [(_, sent, text)] = store.sentences(conn, doc.id, idx, idx)
         notes = tuple(Footnote(c.marker, c.locator, ref) for c, ref in store.citations(conn, doc.id, [idx]))
         return Evidence(text, doc, sent.start, sent.end, notes, score, sent.page, sent.section)
+
+    def add_source(self, filename: str, data: bytes) -> str:
+        """Store an uploaded file in the source folder after checking it parses; returns its path.
+
+        It is searchable after the next reindex (see `reindex_job`).
+        """
+        path = src.save_upload(self.sources_dir, filename, data, int(self.config["upload_max_mb"] * 2**20))
+        return indexer.display_path(path)
+
+    def delete_document(self, doc_id: str) -> indexer.Report:
+        """Drop a document from the index, and its file when it lies in the source folder.
+
+        Raises:
+            DocumentNotFound: no document has that id.
+        """
+        path = self.document(doc_id)["path"]
+        src.delete_source(self.sources_dir, path)  # a file indexed from elsewhere stays on disk
+        return self.index([], remove=[path])
 
     def sources(self) -> list[dict[str, Any]]:
         """Every indexed document with its counts."""

@@ -115,3 +115,12 @@ def summarise(outcomes: Sequence[Outcome], passages: int) -> dict:
         report["sentence_precision"] = _mean([(o.precision or 0.0) if o.answered else 0.0 for o in ans])
         report["sentence_recall"] = _mean([(o.recall or 0.0) if o.answered else 0.0 for o in ans])
     return report
+
+
+def report_table(report: dict) -> str:
+    """The report of `qa eval` as an aligned table for a terminal."""
+    rows = [(k, v) for k, v in report.items() if k not in ("latency_ms", "file", "kind", "seed")]
+    rows += [(f"latency_ms {k}", v) for k, v in report["latency_ms"].items()]
+    lines = [f"{report['file']} ({report['kind']}, seed {report['seed']})"]
+    lines += [f"  {k:<22}{'-' if v is None else v:>10}" for k, v in rows]
+    return "\n".join(lines)

@@ -32,7 +32,7 @@ def scan(paths: Iterable[str | os.PathLike]) -> State:
 
 
 def watch(paths: list[str], on_change: Callable[[], None], interval: float = 1.0, debounce: float = 1.0,
-          stop: Callable[[], bool] = lambda: False) -> None:
+          stop: Callable[[], bool] = lambda: False, since: State | None = None) -> None:
     """Call `on_change` after files under `paths` change and then stay unchanged for `debounce` seconds.
 
     Args:
@@ -41,8 +41,10 @@ def watch(paths: list[str], on_change: Callable[[], None], interval: float = 1.0
         interval: seconds between scans.
         debounce: how long the files must stay unchanged before reindexing.
         stop: checked every scan; watching ends when it returns True.
+        since: the state the index reflects (scanned before the last indexing run), so that a
+            change made during that run is not missed; default: scan now.
     """
-    seen = scan(paths)
+    seen = scan(paths) if since is None else since
     pending_since: float | None = None
     while not stop():
         time.sleep(interval)

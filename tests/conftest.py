@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
+from waitress import create_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from qa import Pipeline
 from qa.embed import Embedder
+from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -47,3 +50,27 @@ def pipeline(tmp_path_factory, corpus_dir, embedder) -> Pipeline:
 def make_pipeline(index_dir: Path, embedder: Embedder, **config) -> Pipeline:
     """A Pipeline on its own index folder, for tests that change an index."""
     return Pipeline({"index": str(index_dir), **config}, embedder=embedder)
+
+
+# Web fixtures: the Flask app over the session pipeline, its test client, and a real server.
+
+
+@pytest.fixture(scope="session")
+def app(pipeline):
+    """The web app serving the session pipeline (no second model load)."""
+    return create_app(test_config={"TESTING": True}, pipeline=pipeline)
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app under a real waitress server on a free port (in a thread); yields its base URL."""
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()

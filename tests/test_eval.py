@@ -20,6 +20,7 @@ from qa.scoring import (
     normalize_answer,
     overlaps,
     percentile,
+    report_table,
     summarise,
     token_f1,
 )
@@ -74,6 +75,8 @@ def test_summary_hand_computed():
     assert r["has_answer_answered"] == 0.6667 and r["no_answer_abstained"] == 0.5
     assert r["latency_ms"] == {"p50": 30.0, "p95": 50.0}
     assert "sentence_precision" not in r
+    table = report_table({"file": "f.json", "kind": "squad", "seed": 13, **r}).splitlines()
+    assert table[0] == "f.json (squad, seed 13)" and "  recall@1" in table[5] and table[-1].endswith("50.0")
 
 
 def _result(passages: list[PassageHit], answer: Answer | None) -> Result:

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from queue import Empty, Queue
 
 import faiss
 import pytest
@@ -90,23 +92,25 @@ def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
     assert not pipe.ask("Where was a white heron seen in 2025?").answered
 
 
-def test_rebuild_starts_over(tmp_path: Path, embedder):
+def indexed_one_file(tmp_path: Path, embedder, text: str) -> tuple[Path, Pipeline]:
+    """A source folder holding `a.txt` and a pipeline whose index was built from it."""
     src = tmp_path / "src"
     src.mkdir()
-    write(src / "a.txt", "Basalt columns form when thick lava cools slowly.\n")
+    write(src / "a.txt", text)
     pipe = make_pipeline(tmp_path / "idx", embedder)
     pipe.index([str(src)])
+    return src, pipe
+
+
+def test_rebuild_starts_over(tmp_path: Path, embedder):
+    src, pipe = indexed_one_file(tmp_path, embedder, "Basalt columns form when thick lava cools slowly.\n")
     calls = embedder.calls
     r = pipe.index([str(src)], rebuild=True)
     assert r.added and r.published and embedder.calls == calls + 1
 
 
 def test_failed_update_keeps_the_previous_version(tmp_path: Path, embedder):
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "a.txt", "The Laki eruption of 1783 cooled the northern hemisphere.\n")
-    pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(src)])
+    src, pipe = indexed_one_file(tmp_path, embedder, "The Laki eruption of 1783 cooled the northern hemisphere.\n")
     (src / "a.txt").write_bytes(b"\x00\x01binary now")
     r = pipe.index([str(src)])
     assert r.failed and not r.removed
@@ -114,11 +118,7 @@ def test_failed_update_keeps_the_previous_version(tmp_path: Path, embedder):
 
 
 def test_exception_mid_run_leaves_the_serving_generation(tmp_path: Path, embedder):
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "a.txt", "Moss grows on the north side of trees in the Ardennes.\n")
-    pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(src)])
+    src, pipe = indexed_one_file(tmp_path, embedder, "Moss grows on the north side of trees in the Ardennes.\n")
     gen = ix.current_name(pipe.index_dir)
     for i in range(3):
         write(src / f"new{i}.txt", f"Extra fact number {i} about lichens on granite.\n")
@@ -189,15 +189,26 @@ def test_watch_mode_reindexes_after_a_change(tmp_path: Path):
     src.mkdir()
     write(src / "a.txt", "Kelp forests grow up to half a metre a day.\n")
     proc = qa_popen("index", str(src), "--index", str(tmp_path / "idx"), "--watch", "--interval", "0.2", "-q")
+    deadline = time.monotonic() + 240
+    lines: list[str] = []
+    queue: Queue[str] = Queue()
+    threading.Thread(target=lambda: [queue.put(line) for line in proc.stdout], daemon=True).start()
+
+    def read_until(text: str) -> bool:
+        while time.monotonic() < deadline:
+            try:
+                lines.append(queue.get(timeout=1.0))
+            except Empty:
+                continue
+            if text in lines[-1]:
+                return True
+        return False
+
     try:
-        lines = []
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not any("watching" in x for x in lines):
-            lines.append(proc.stdout.readline())
+        assert read_until("watching"), lines
         write(src / "b.txt", "Sea urchins graze on kelp holdfasts.\n")
-        while time.monotonic() < deadline and not any("1 added" in x and "2 documents" in x for x in lines):
-            lines.append(proc.stdout.readline())
-        assert any("1 added" in x and "2 documents" in x for x in lines), lines
+        assert read_until("2 documents"), lines
+        assert "1 added" in lines[-1]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

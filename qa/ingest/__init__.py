@@ -1,27 +1,50 @@
 """Turn one source file into one Document: check it, decode it, read front matter, pick the parser.
 
-One parser a format, chosen by extension; every failure is a ParseError naming the file.
+One parser a format, chosen by extension and checked against the content (a PDF named .html,
+a text file named .pdf and a DOCX are refused with a message that says so); every failure is
+a ParseError naming the file.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from qa.documents import Document
 from qa.errors import ParseError, UnsupportedFormat
-from qa.ingest import markdown, text
+from qa.ingest import html, markdown, pdf, text, wikitext
+from qa.ingest.language import looks_english
 
-Parser = Callable[[str, str, str, dict[str, str]], Document]
 
-PARSERS: dict[str, tuple[str, Parser]] = {
-    ".txt": ("text", text.parse),
-    ".text": ("text", text.parse),
-    ".md": ("markdown", markdown.parse),
-    ".markdown": ("markdown", markdown.parse),
+@dataclass(frozen=True)
+class Format:
+    """A source format: its name, its parser, and whether the parser reads bytes (PDF) or text.
+
+    A parser is called as `parse(body, path, title, meta)`; `title` is the fallback (front
+    matter or file name) that a format with a title of its own (HTML, PDF) may replace.
+    """
+
+    name: str
+    parse: Callable[..., Document]
+    binary: bool = False
+    front_matter: bool = False
+
+
+_TEXT = Format("text", text.parse, front_matter=True)
+_MARKDOWN = Format("markdown", markdown.parse, front_matter=True)
+_HTML = Format("html", html.parse)
+_WIKITEXT = Format("wikitext", wikitext.parse)
+_PDF = Format("pdf", pdf.parse, binary=True)
+PARSERS: dict[str, Format] = {
+    ".txt": _TEXT, ".text": _TEXT, ".md": _MARKDOWN, ".markdown": _MARKDOWN,
+    ".html": _HTML, ".htm": _HTML, ".wiki": _WIKITEXT, ".wikitext": _WIKITEXT, ".mediawiki": _WIKITEXT,
+    ".pdf": _PDF,
 }
+FORMATS: dict[str, Format] = {f.name: f for f in PARSERS.values()}
 FRONT_MATTER_KEYS = ("title", "url", "author", "date", "license")
+NON_ENGLISH = "non-English?"
 _ENCODINGS = ("utf-8-sig", "cp1252")
 
 
@@ -33,24 +56,30 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in PARSERS
 
 
-def read_document(path: str | Path, max_bytes: int, display_path: str | None = None) -> Document:
+def read_document(path: str | Path, max_bytes: int, display_path: str | None = None,
+                  fmt: str | None = None) -> Document:
     """Read and parse one source file.
 
     Args:
         path: the file.
         max_bytes: larger files are refused (they would stall indexing and rarely are prose).
         display_path: how the document names its file (default: `path` as given).
+        fmt: a format name ("wikitext", ...) that overrides the extension, for files saved
+            under another name (wikitext kept as .txt).
 
     Returns:
-        The parsed Document.
+        The parsed Document; `meta["language"]` is set when its text does not look English.
 
     Raises:
         UnsupportedFormat: the extension is not one Footnote reads.
-        ParseError: the file is missing, empty, too large, binary or not decodable.
+        ParseError: the file is missing, empty, too large, binary, not decodable, not what
+            its extension says, or its markup cannot be read.
     """
     path = Path(path)
     shown = display_path or str(path)
-    if path.suffix.lower() not in PARSERS:
+    if fmt is not None and fmt not in FORMATS:
+        raise UnsupportedFormat(f"{shown}: unknown format {fmt!r}; formats: {', '.join(sorted(FORMATS))}")
+    if fmt is None and path.suffix.lower() not in PARSERS:
         raise UnsupportedFormat(
             f"{shown}: unsupported format {path.suffix or '(no extension)'!r}; "
             f"supported: {', '.join(supported_extensions())}"
@@ -63,20 +92,52 @@ def read_document(path: str | Path, max_bytes: int, display_path: str | None = N
         raw = path.read_bytes()
     except OSError as exc:
         raise ParseError(f"{shown}: cannot read file ({exc.strerror or exc})") from exc
-    body = decode(raw, shown)
-    meta, body = front_matter(body)
-    fmt, parser = PARSERS[path.suffix.lower()]
-    title = meta.get("title") or _title_from(body, fmt) or _title_from_name(path)
-    doc = parser(body, shown, title, meta)
+    form = FORMATS[fmt] if fmt else PARSERS[path.suffix.lower()]
+    check_content(raw, form.name, shown)
+    meta: dict[str, str] = {}
+    if form.binary:
+        body: str | bytes = raw
+    else:
+        body = decode(raw, shown)
+        if form.front_matter:
+            meta, body = front_matter(body)
+        _check_text(body, form.name, shown)
+    title = meta.get("title") or _title_from(body, form.name) or _title_from_name(path)
+    doc = form.parse(body, shown, title, meta)
     if not doc.sentences:
         raise ParseError(f"{shown}: no text found")
+    if not looks_english(doc.text):
+        doc.meta = {**doc.meta, "language": NON_ENGLISH}
     return doc
+
+
+def check_content(raw: bytes, fmt: str, shown: str) -> None:
+    """Refuse a file whose bytes say it is another format than its name claims."""
+    if not raw.strip():
+        raise ParseError(f"{shown}: empty file")
+    head = raw[:1024]
+    if raw.startswith(b"PK\x03\x04"):
+        raise UnsupportedFormat(f"{shown}: a ZIP container (DOCX, EPUB, ODT ...), unsupported format; "
+                                f"supported: {', '.join(supported_extensions())}")
+    if fmt != "pdf" and raw.lstrip().startswith(b"%PDF-"):
+        raise ParseError(f"{shown}: is a PDF file, not {fmt}; give it the .pdf extension")
+    if fmt == "pdf" and b"%PDF-" not in head:
+        raise ParseError(f"{shown}: not a PDF (no %PDF header); give it the extension of what it is")
+
+
+_HTML_START = re.compile(r"\A\s*(?:<!--.*?-->\s*)?<(?:!doctype\s+html|html)\b", re.I | re.S)
+
+
+def _check_text(body: str, fmt: str, shown: str) -> None:
+    """Text formats: an HTML page named .txt or .wiki, or a .html without any tag, is refused."""
+    if fmt == "html" and not re.search(r"<[A-Za-z!/]", body[:65536]):
+        raise ParseError(f"{shown}: no HTML markup, not HTML; plain text should be named .txt")
+    if fmt != "html" and _HTML_START.match(body):
+        raise ParseError(f"{shown}: is an HTML page, not {fmt}; give it the .html extension")
 
 
 def decode(raw: bytes, shown: str) -> str:
     """Bytes to text: UTF-8 (with or without BOM), UTF-16 with a BOM, then Windows-1252."""
-    if not raw.strip():
-        raise ParseError(f"{shown}: empty file")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         candidates: tuple[str, ...] = ("utf-16",)
     elif b"\x00" in raw[:8192]:
@@ -117,8 +178,8 @@ def front_matter(body: str) -> tuple[dict[str, str], str]:
     return meta, body[m.end():]
 
 
-def _title_from(body: str, fmt: str) -> str | None:
-    if fmt == "markdown":
+def _title_from(body: str | bytes, fmt: str) -> str | None:
+    if fmt == "markdown" and isinstance(body, str):
         m = re.search(r"^#\s+(.+?)\s*#*\s*$", body, re.M)
         return m.group(1).strip() if m else None
     return None

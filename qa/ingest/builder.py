@@ -3,6 +3,7 @@
 Every parser (text, Markdown, HTML, wikitext, PDF) feeds text pieces and citation markers in
 reading order; the builder normalises whitespace, remembers where each marker stood in the
 clean text, splits sentences per paragraph and attaches each marker to the sentence it ends.
+Formats with pages (PDF) say where each page starts, and every sentence gets the page it starts on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class DocumentBuilder:
         self._paragraphs: list[tuple[int, int, str | None]] = []
         self._section: str | None = None
         self._marks: list[_Mark] = []
+        self._pages: list[tuple[int, int]] = []
 
     def text(self, piece: str) -> None:
         """Append prose; runs of whitespace become one space, none at a paragraph's start."""
@@ -50,6 +52,20 @@ class DocumentBuilder:
     def cite(self, marker: str, locator: str | None = None, reference: str | None = None) -> None:
         """Record a citation marker at the current position (it is not part of the clean text)."""
         self._marks.append(_Mark(self._length, marker, locator, reference))
+
+    def locate(self, locator: str) -> None:
+        """Give the marker just recorded a locator written after it (`{{rp|13}}`, `<sup>: 13</sup>`).
+
+        Only a marker with no prose after it takes one: a locator never jumps back over text.
+        """
+        locator = _SPACE.sub(" ", locator).strip()
+        gap = 1 if self._text and self._text[-1].endswith(" ") else 0
+        if locator and self._marks and self._marks[-1].position >= self._length - gap:
+            self._marks[-1].locator = locator
+
+    def page(self, number: int) -> None:
+        """Text from here on is on page `number` (a sentence is on the page where it starts)."""
+        self._pages.append((self._length, number))
 
     def heading(self, title: str) -> None:
         """Close the paragraph; following sentences belong to this section."""
@@ -93,7 +109,7 @@ class DocumentBuilder:
             text = text[:-2]
         sentences: list[Sentence] = []
         for start, end, section in self._paragraphs:
-            sentences += [Sentence(s, e, section=section) for s, e in sentence_spans(text, start, end)]
+            sentences += [Sentence(s, e, self._page_at(s), section) for s, e in sentence_spans(text, start, end)]
         starts = [s.start for s in sentences]
         keys = {r.key for r in references}
         citations = []
@@ -102,5 +118,12 @@ class DocumentBuilder:
                 break
             i = max(bisect.bisect_left(starts, m.position) - 1, 0)
             ref = m.reference or (link or {}).get(m.marker)
-            citations.append(Citation(i, m.marker, m.position, m.locator, ref if ref in keys else None))
+            # a marker after the last text (a paragraph of nothing but markers) stays inside the text
+            position = min(m.position, len(text))
+            citations.append(Citation(i, m.marker, position, m.locator, ref if ref in keys else None))
         return Document(path, title, fmt, text, sentences, references, citations, meta or {})
+
+    def _page_at(self, position: int) -> int | None:
+        """The page a clean-text position is on, or None for formats without pages."""
+        i = bisect.bisect_right([p for p, _ in self._pages], position) - 1
+        return self._pages[i][1] if i >= 0 else None

@@ -28,6 +28,62 @@ REFERENCE_HEADINGS = {
     "references", "notes", "sources", "citations", "footnotes", "bibliography",
     "works cited", "notes and references", "references and notes", "explanatory notes",
 }
+# Sections of a wiki page that hold lists of links or references, not the article's prose.
+NON_BODY_SECTIONS = REFERENCE_HEADINGS | {"external links", "see also", "further reading", "literature",
+                                          "references and sources", "general and cited sources",
+                                          "einzelnachweise", "weblinks", "literatur", "anmerkungen"}
+
+
+_ALPHABETS = {"lower-alpha": "abcdefghijklmnopqrstuvwxyz", "upper-alpha": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+              "lower-greek": "αβγδεζηθικλμνξοπρστυφχψω"}
+_ROMAN = ((1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"), (50, "l"), (40, "xl"),
+          (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"))
+
+
+def group_label(group: str, n: int) -> str:
+    """The marker MediaWiki shows for the n-th note of a reference group: "3", "c", "iii", "note 3".
+
+    Args:
+        group: the group name ("" for ordinary references; "lower-alpha" for {{efn}} notes).
+        n: the note's number in its group, from 1.
+    """
+    if not group:
+        return str(n)
+    if group in _ALPHABETS:
+        letters, label = _ALPHABETS[group], ""
+        while n:  # 27 -> "aa", as MediaWiki continues the sequence
+            n, r = divmod(n - 1, len(letters))
+            label = letters[r] + label
+        return label
+    if group in ("lower-roman", "upper-roman"):
+        label = ""
+        for value, numeral in _ROMAN:
+            count, n = divmod(n, value)
+            label += numeral * count
+        return label.upper() if group == "upper-roman" else label
+    return f"{group} {n}"
+
+
+class BodySections:
+    """Tracks whether a wiki page's walk is in its prose or in a See also / References section.
+
+    Such a section ends at the next heading of the same or a higher level, as on the page.
+    """
+
+    def __init__(self) -> None:
+        self.skip_level: int | None = None
+
+    @property
+    def in_body(self) -> bool:
+        return self.skip_level is None
+
+    def enter(self, level: int, title: str) -> bool:
+        """Note a heading; returns whether the text after it is body text."""
+        if title.lower().strip(" :") in NON_BODY_SECTIONS:
+            self.skip_level = min(level, self.skip_level or level)
+        elif self.skip_level is not None and level <= self.skip_level:
+            self.skip_level = None
+        return self.in_body
 
 
 @dataclass(frozen=True)

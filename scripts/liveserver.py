@@ -1,0 +1,58 @@
+"""Serve a fresh index of some sources with the real `qa serve`, for the screenshot and latency scripts.
+
+The scripts measure and picture what a user runs, so the server is the `qa` command in its
+own process over a temporary index (the user's index/ is left alone).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _qa(*args: str) -> list[str]:
+    return [sys.executable, "-m", "qa.cli", *args]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(paths: tuple[str, ...] = ("sources",), timeout: float = 180) -> Iterator[str]:
+    """Index `paths` into a temporary folder, run `qa serve` on a free port, yield its base URL.
+
+    Raises:
+        RuntimeError: the server stopped or did not answer within `timeout` seconds.
+    """
+    with tempfile.TemporaryDirectory(prefix="footnote-index-") as index:
+        subprocess.run(_qa("index", *paths, "--index", index, "--quiet"), cwd=ROOT, check=True)
+        port = _free_port()
+        proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port)), cwd=ROOT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/sources", timeout=5).close()
+                    break
+                except (urllib.error.URLError, ConnectionError) as exc:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"qa serve did not start on {base}") from exc
+                    time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

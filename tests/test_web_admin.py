@@ -1,0 +1,171 @@
+"""Changing the index from the browser and the API: token, CSRF, uploads, removal, live reindex."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from waitress.server import create_server
+
+from qa import Pipeline
+from tests.conftest import make_pipeline
+from web import create_app
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture()
+def admin_app(tmp_path: Path, embedder):
+    """An app over its own index and source folder, with an admin token configured."""
+    src = tmp_path / "sources"
+    src.mkdir()
+    (src / "herons.txt").write_text("Grey herons nest in colonies called heronries.[1]\n1. ^ Bird Book (2001).\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder, sources=str(src), admin_token=TOKEN, upload_max_mb=1)
+    pipe.index([str(src)])
+    return create_app(test_config={"TESTING": True}, pipeline=pipe)
+
+
+def upload(client, name: str, data: bytes, headers=AUTH):
+    return client.post("/api/sources", headers=headers, content_type="multipart/form-data",
+                       data={"files": (io.BytesIO(data), name)})
+
+
+def test_api_refuses_without_or_with_a_wrong_token(admin_app):
+    c = admin_app.test_client()
+    for method, url in [("post", "/api/reindex"), ("get", "/api/reindex"), ("delete", "/api/sources/x")]:
+        assert getattr(c, method)(url).status_code == 401
+        assert getattr(c, method)(url, headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert upload(c, "a.txt", b"Text.", headers={}).status_code == 401
+
+
+def test_disabled_without_a_configured_token(app, client):
+    r = client.post("/api/reindex", headers=AUTH)
+    assert r.status_code == 403 and "--admin-token" in r.get_json()["error"]
+    assert "--admin-token" in client.get("/sources").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name, data, status", [
+    ("notes.docx", b"PK\x03\x04", 415),
+    ("big.txt", b"words " * 300_000, 413),
+    ("../escape.txt", b"Escaping text.", 400),
+    ("..%2Fescape.txt", b"Escaping text.", 400),
+    ("binary.txt", b"\x00\x01\x02\x03", 422),
+])
+def test_api_upload_refusals(admin_app, tmp_path: Path, name, data, status):
+    r = upload(admin_app.test_client(), name, data)
+    assert r.status_code == status and r.get_json()["error"]
+    assert sorted(p.name for p in (tmp_path / "sources").iterdir()) == ["herons.txt"]
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_api_upload_reindex_delete(admin_app, tmp_path: Path):
+    c = admin_app.test_client()
+    r = upload(c, "puffins.md", b"# Puffins\n\nAtlantic puffins dig burrows up to a metre deep.\n")
+    assert r.status_code == 201 and r.get_json()["saved"][0].endswith("puffins.md")
+    assert c.post("/api/reindex", headers=AUTH).status_code == 202
+    status = wait_done(lambda: c.get("/api/reindex", headers=AUTH).get_json())
+    assert status["state"] == "done" and len(status["added"]) == 1 and status["total"] == 1
+    body = c.get("/api/ask?q=How deep do puffins dig burrows?").get_json()
+    doc_id = body["answer"]["evidence"][-1]["document"]["id"]
+    r = c.delete(f"/api/sources/{doc_id}", headers=AUTH)
+    assert r.status_code == 200 and r.get_json()["removed"][0].endswith("puffins.md")
+    assert not (tmp_path / "sources" / "puffins.md").exists()
+    assert c.delete(f"/api/sources/{doc_id}", headers=AUTH).status_code == 404
+
+
+def wait_done(read, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read()
+        if status["state"] != "running":
+            return status
+        time.sleep(0.2)
+    raise AssertionError("reindex did not finish")
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def test_browser_forms_need_sign_in_and_csrf(admin_app, tmp_path: Path):
+    c = admin_app.test_client()
+    page = c.get("/sources").get_data(as_text=True)
+    assert "Admin token" in page and 'name="files"' not in page
+    assert c.post("/sources/reindex").status_code == 401
+    assert c.post("/sources/login", data={"token": "wrong"}).status_code == 403
+    assert c.post("/sources/login", data={"token": TOKEN}).status_code == 302
+    page = c.get("/sources").get_data(as_text=True)
+    assert 'name="files"' in page and "Remove" in page
+    token = csrf_of(page)
+    r = c.post("/sources/upload", data={"files": (io.BytesIO(b"Kelp grows fast.\n"), "kelp.txt")},
+               content_type="multipart/form-data")
+    assert r.status_code == 403  # no CSRF token
+    r = c.post("/sources/upload", data={"csrf": token, "files": (io.BytesIO(b"Kelp grows half a metre a day.\n"),
+                                                                  "kelp.txt")},
+               content_type="multipart/form-data", follow_redirects=True)
+    assert "Saved" in r.get_data(as_text=True) and (tmp_path / "sources" / "kelp.txt").is_file()
+    r = c.post("/sources/upload", data={"csrf": token, "files": (io.BytesIO(b"PK"), "x.epub")},
+               content_type="multipart/form-data", follow_redirects=True)
+    assert "unsupported format" in r.get_data(as_text=True)
+    assert c.post("/sources/reindex", data={"csrf": token}).status_code == 302
+    assert wait_done(lambda: c.get("/sources/reindex/status").get_json())["state"] == "done"
+    page = c.get("/sources").get_data(as_text=True)
+    assert "kelp.txt" in page and "Done" in page
+
+
+def test_reindex_while_serving_has_no_failed_requests(tmp_path: Path, embedder):
+    """A live server answers a stream of questions while a reindex runs and publishes."""
+    src = tmp_path / "sources"
+    src.mkdir()
+    for i in range(30):
+        (src / f"station-{i}.txt").write_text(
+            " ".join(f"Weather station {i}-{j} recorded {i + j} millimetres of rain." for j in range(30)) + "\n")
+    pipe: Pipeline = make_pipeline(tmp_path / "idx", embedder, sources=str(src), admin_token=TOKEN)
+    pipe.index([str(src)])
+    server = create_server(create_app(pipeline=pipe), host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    question = "Which lake froze solid in the winter of 1893?"
+    failures, answers, stop = [], [], threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(f"{base}/api/ask?{urllib.parse.urlencode({'q': question})}",
+                                            timeout=60) as resp:
+                    answers.append(json.load(resp))
+            except Exception as exc:  # any failure at all is what this test counts
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        before = len(answers)
+        (src / "lake.txt").write_text("Lake Vorsk froze solid in the winter of 1893, stranding twelve ships.\n")
+        for i in range(30):  # change many files so the run takes a while
+            (src / f"station-{i}.txt").write_text((src / f"station-{i}.txt").read_text() + f"Updated {i}.\n")
+        req = urllib.request.Request(f"{base}/api/reindex", method="POST", headers=AUTH)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 202
+        status = wait_done(lambda: pipe.reindex_job.status(), timeout=300)
+        assert status["state"] == "done" and status["published"]
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        server.close()
+    assert failures == []
+    assert len(answers) > before
+    assert not answers[0]["answered"] or "Lake Vorsk" not in answers[0]["answer"]["evidence"][-1]["sentence"]
+    last = answers[-1]
+    assert last["answered"] and "Lake Vorsk" in last["answer"]["evidence"][-1]["sentence"]

@@ -1,0 +1,39 @@
+"""How values read on the pages: page locators, timestamps, and which URLs may become links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+
+
+def locator_label(locator: str) -> str:
+    """"13" -> "p. 13", "13–15" -> "pp. 13–15"; a locator that is not a page stays as written."""
+    plain = locator.replace("–", "").replace("-", "").replace(" ", "")
+    if not plain.isdigit():
+        return locator
+    return f"pp. {locator}" if len(plain) < len(locator.replace(" ", "")) else f"p. {locator}"
+
+
+def http_url(value: Any) -> str | None:
+    """A URL safe to put in href: only http(s); a `javascript:` URL in front matter stays text."""
+    if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+        return value
+    return None
+
+
+def when(stamp: str) -> str:
+    """An index timestamp ("2026-11-29T02:02:21+0000") as people read it: "2026-11-29 02:02 UTC"."""
+    try:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    except (TypeError, ValueError):
+        return stamp
+    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
+
+
+def register(app: Flask) -> None:
+    """Make these the templates' `locator`, `when` and `http_url` filters."""
+    app.add_template_filter(locator_label, "locator")
+    app.add_template_filter(when, "when")
+    app.add_template_filter(http_url, "http_url")

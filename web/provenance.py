@@ -1,0 +1,134 @@
+"""Lay out a document for the provenance view: paragraphs, headings, markers in place, a highlight.
+
+The server decides what is highlighted (a `<mark>` in the HTML it sends), so the view works
+without JavaScript; this module turns `Pipeline.document()` into pieces the template prints
+as escaped text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from web.formats import locator_label
+
+PARAGRAPH_BREAK = "\n\n"  # how the clean text separates paragraphs (qa.ingest.builder)
+
+
+@dataclass
+class Marker:
+    """A citation marker shown where the source put it, linked to its reference when resolved."""
+
+    marker: str
+    locator: str | None
+    anchor: str | None  # the reference's element id, None when the source does not include it
+
+
+@dataclass
+class Span:
+    """One sentence: its text cut at the markers, and whether the request highlights it."""
+
+    index: int
+    start: int
+    end: int
+    pieces: list[str | Marker]
+    highlighted: bool
+    new_page: int | None = None  # the page this sentence opens (PDFs), shown as a page label
+
+
+@dataclass
+class Paragraph:
+    """A paragraph: sentences and the text between them, with the section heading it opens."""
+
+    heading: str | None
+    parts: list[str | Span] = field(default_factory=list)
+
+
+@dataclass
+class Ref:
+    """A reference-list entry, the sentences citing it, whether the highlighted one does."""
+
+    anchor: str
+    data: dict[str, Any]
+    cited_by: list[int] = field(default_factory=list)
+    cited_here: bool = False
+
+
+@dataclass
+class Layout:
+    """The whole provenance view of one document."""
+
+    paragraphs: list[Paragraph]
+    references: list[Ref]
+    unresolved: int
+    first: int | None  # index of the first highlighted sentence (it carries id="highlight")
+
+
+def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None) -> Layout:
+    """Arrange a document for display and highlight the sentences overlapping `start:end`.
+
+    Args:
+        doc: the dict `Pipeline.document()` returns.
+        start, end: character offsets from an answer or a passage (either missing: no highlight).
+    """
+    text = doc["text"]
+    refs = {r["key"]: Ref(f"ref-{i}", r) for i, r in enumerate(doc["references"], 1)}
+    unresolved = 0
+    spans = []
+    page = None
+    for s in doc["sentences"]:
+        hit = (start is not None and end is not None
+               and s["start"] < max(end, start + 1) and start < s["end"])
+        pieces: list[str | Marker] = []
+        at = s["start"]
+        for fn in sorted(s["footnotes"], key=lambda f: f["position"]):
+            pos = min(max(fn["position"], at), s["end"])
+            if pos > at:
+                pieces.append(text[at:pos])
+            at = pos
+            ref = refs.get((fn["reference"] or {}).get("key"))
+            if ref is None:
+                unresolved += 1
+            else:
+                if s["index"] not in ref.cited_by[-1:]:
+                    ref.cited_by.append(s["index"])
+                ref.cited_here |= hit
+            pieces.append(Marker(fn["marker"], fn["locator"] and locator_label(fn["locator"]),
+                                 ref.anchor if ref else None))
+        if s["end"] > at:
+            pieces.append(text[at:s["end"]])
+        opens = s["page"] if s["page"] is not None and s["page"] != page else None
+        page = s["page"]
+        spans.append(Span(s["index"], s["start"], s["end"], pieces, hit, opens))
+    paragraphs = _paragraphs(text, spans, {s["index"]: s["section"] for s in doc["sentences"]})
+    first = next((sp.index for sp in spans if sp.highlighted), None)
+    return Layout(paragraphs, list(refs.values()), unresolved, first)
+
+
+def _paragraphs(text: str, spans: list[Span], sections: dict[int, str | None]) -> list[Paragraph]:
+    """Cut the text at its paragraph breaks, placing each sentence in its paragraph and giving
+    a paragraph the heading of the section its first sentence starts."""
+    out: list[Paragraph] = []
+    section = None
+    pos = 0
+    queue = iter(spans)
+    pending = next(queue, None)
+    while pos <= len(text):
+        stop = text.find(PARAGRAPH_BREAK, pos)
+        stop = len(text) if stop < 0 else stop
+        para = Paragraph(None)
+        at = pos
+        while pending is not None and pending.start < stop:
+            if not para.parts and sections[pending.index] and sections[pending.index] != section:
+                section = para.heading = sections[pending.index]
+            if pending.start > at:
+                para.parts.append(text[at:pending.start])
+            para.parts.append(pending)
+            at = pending.end
+            pending = next(queue, None)
+        if stop > at:
+            para.parts.append(text[at:stop])
+        if para.parts:
+            out.append(para)
+        pos = stop + len(PARAGRAPH_BREAK)
+    return out

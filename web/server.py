@@ -1,0 +1,36 @@
+"""Run the app under waitress: a production WSGI server (pure Python, threads), never debug mode."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from waitress import serve as waitress_serve
+
+from qa import FootnoteError, Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def serve(config: dict[str, Any]) -> None:
+    """Load the model, open the index and serve until interrupted (used by `qa serve`).
+
+    Args:
+        config: settings from `qa.load`; `host`, `port` and `threads` choose how to listen,
+            the rest builds the Pipeline.
+    """
+    from web import create_app
+
+    pipeline = Pipeline(config)
+    # Load the model and open the index now, and run one question through both, so the first
+    # person to ask does not wait for loading and warm-up.
+    pipeline.embedder.encode(["warm up"])
+    try:
+        pipeline.ask("warm up")
+    except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one
+        log.warning("%s", exc)
+    app = create_app(pipeline=pipeline)
+    host, port = config["host"], int(config["port"])
+    print(f"Footnote is serving {config['index']}/ on http://{host}:{port}/ (Ctrl+C stops it)",
+          flush=True)
+    waitress_serve(app, host=host, port=port, threads=int(config["threads"]), ident="footnote")

@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test run index test lint bench inspect-eval screenshots chromium latency clean
+.PHONY: install install-test run index test lint bench inspect-eval eval screenshots chromium latency clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -54,6 +54,14 @@ clean:
 
 bench: install
 	$(PY) scripts/bench_reindex.py
+
+# Answer quality on the public SQuAD 2.0, SQuAD 1.1 and CLAPNQ files, read in place from ../shared/eval
+# (docs/quality.md has the figures; each run indexes its file in a temporary folder).
+EVAL := ../shared/eval
+eval: install
+	$(VENV)/bin/qa eval $(EVAL)/squad/squad_v2.0_dev_subset.json
+	$(VENV)/bin/qa eval $(EVAL)/squad/squad_v1.1_dev_subset.json
+	$(VENV)/bin/qa eval $(EVAL)/clapnq/clapnq_dev_answerable.jsonl $(EVAL)/clapnq/clapnq_dev_unanswerable.jsonl
 
 # Citation resolution on the shared real Wikipedia articles (read in place from ../shared/eval; skipped when absent).
 inspect-eval: install

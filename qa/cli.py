@@ -69,15 +69,9 @@ def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, prog
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from qa.indexer import display_path
-
-    pipe = _pipeline(args)
-    shown = [display_path(Path(p)) for p in args.paths]
-    report = pipe.index([], remove=shown)
+    report = _pipeline(args).remove(args.paths)
     if not report.removed:
-        print(f"error: not in the index: {', '.join(shown)}", file=sys.stderr)
+        print(f"error: not in the index: {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_ERROR
     print(report.summary())
     return 0
@@ -279,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `qa ask ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _quiet_libraries() -> None:

@@ -108,6 +108,10 @@ class Pipeline:
         """Build or update the index from files and folders (see `qa.indexer.build`)."""
         return indexer.build(paths, self.index_dir, self.embedder, self.config, rebuild, progress, remove)
 
+    def remove(self, paths: Iterable[str]) -> indexer.Report:
+        """Drop the documents indexed from these paths (the files themselves are left alone)."""
+        return self.index([], remove=[indexer.display_path(Path(p)) for p in paths])
+
     def snapshot(self) -> Snapshot:
         """The serving generation, reopened when a newer one has been published."""
         name = ix.current_name(self.index_dir)

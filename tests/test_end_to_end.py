@@ -141,6 +141,10 @@ def test_cli_index_then_ask_json(tmp_path: Path):
     assert off.returncode == 0 and json.loads(off.stdout)["answered"] is False
     readable = qa_cmd("ask", "When did the Fujian Media Group create an ICC?", "--index", idx)
     assert "reference not included in the source" in readable.stdout and "p. 13" in readable.stdout
+    removed = qa_cmd("remove", str(src / SEED.name), "--index", idx)
+    assert removed.returncode == 0 and "1 removed" in removed.stdout and "0 documents" in removed.stdout
+    again = qa_cmd("remove", str(src / SEED.name), "--index", idx)
+    assert again.returncode == 1 and "not in the index" in again.stderr
 
 
 def test_pipeline_json_matches_contract(pipeline: Pipeline):

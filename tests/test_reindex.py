@@ -81,7 +81,7 @@ def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
     docs, _passages = ids_agree(pipe)
     assert docs == 3  # identical content at two paths stays two documents
 
-    r = pipe.index([], remove=[str(Path(r.added[0]))])
+    r = pipe.remove([r.added[0]])
     assert len(r.removed) == 1 and ids_agree(pipe)[0] == 2
     (src / "copy.md").unlink()  # `qa remove` drops the document; a file left in the folder would come back
 

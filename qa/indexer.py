@@ -23,8 +23,8 @@ from qa import store
 from qa.chunk import VERSION as CHUNKER_VERSION
 from qa.chunk import chunk
 from qa.embed import Embedder
-from qa.errors import FootnoteError, IndexMismatch, IndexNotFound, ParseError
-from qa.ingest import is_supported, read_document
+from qa.errors import FootnoteError, IndexMismatch, IndexNotFound
+from qa.ingest import is_supported, read_document, unsupported
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -84,21 +84,14 @@ def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[P
                 if is_supported(f):
                     files.append(f)
                 else:
-                    report.failed.append((display_path(f), _unsupported(f)))
+                    shown = display_path(f)
+                    report.failed.append((shown, str(unsupported(shown, f.suffix)).removeprefix(shown + ": ")))
         elif p.is_file():
             roots.append(display_path(p))
             files.append(p)
         else:
             report.failed.append((str(raw), "no such file or folder"))
     return files, roots
-
-
-def _unsupported(f: Path) -> str:
-    try:
-        read_document(f, 0)
-    except ParseError as exc:
-        return str(exc).split(": ", 1)[1]
-    return "unsupported format"
 
 
 def _sha256(path: Path) -> str:

@@ -14,8 +14,8 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from qa.errors import ParseError, UnsupportedFormat, UploadRejected, UploadTooLarge
-from qa.ingest import read_document, supported_extensions
+from qa.errors import UploadRejected, UploadTooLarge
+from qa.ingest import read_document, supported_extensions, unsupported
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -34,8 +34,7 @@ def safe_name(filename: str) -> str:
     stem = re.sub(r"-{2,}", "-", _UNSAFE.sub("-", stem)).strip(" .-")[:120]
     name = stem + ext
     if ext.lower() not in supported_extensions():
-        raise UnsupportedFormat(f"{filename}: unsupported format {ext or '(no extension)'!r}; "
-                                f"supported: {', '.join(supported_extensions())}")
+        raise unsupported(filename, ext)
     if not stem:
         raise UploadRejected(f"file name {filename!r} has no usable characters")
     return name
@@ -73,10 +72,7 @@ def save_upload(folder: Path, filename: str, data: bytes, max_bytes: int) -> Pat
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        try:
-            read_document(tmp, max_bytes, display_path=filename)
-        except ParseError as exc:
-            raise type(exc)(str(exc)) from None
+        read_document(tmp, max_bytes, display_path=filename)  # a bad file raises before it is kept
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -24,7 +24,7 @@ def serve(config: dict[str, Any]) -> None:
     pipeline = Pipeline(config)
     # Load the model and open the index now, and run one question through both, so the first
     # person to ask does not wait for loading and warm-up.
-    pipeline.embedder.encode(["warm up"])
+    pipeline.embedder, pipeline.reranker  # noqa: B018 - both models load even when there is no index yet
     try:
         pipeline.ask("warm up")
     except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one

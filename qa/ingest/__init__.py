@@ -52,6 +52,12 @@ def supported_extensions() -> list[str]:
     return sorted(PARSERS)
 
 
+def unsupported(shown: str, suffix: str) -> UnsupportedFormat:
+    """The one message for a file type Footnote does not read, listing the ones it does."""
+    return UnsupportedFormat(f"{shown}: unsupported format {suffix or '(no extension)'!r}; "
+                             f"supported: {', '.join(supported_extensions())}")
+
+
 def is_supported(path: Path) -> bool:
     return path.suffix.lower() in PARSERS
 
@@ -80,10 +86,7 @@ def read_document(path: str | Path, max_bytes: int, display_path: str | None = N
     if fmt is not None and fmt not in FORMATS:
         raise UnsupportedFormat(f"{shown}: unknown format {fmt!r}; formats: {', '.join(sorted(FORMATS))}")
     if fmt is None and path.suffix.lower() not in PARSERS:
-        raise UnsupportedFormat(
-            f"{shown}: unsupported format {path.suffix or '(no extension)'!r}; "
-            f"supported: {', '.join(supported_extensions())}"
-        )
+        raise unsupported(shown, path.suffix)
     try:
         size = path.stat().st_size
         if size > max_bytes:

@@ -44,11 +44,13 @@ def coverage(question: str, sentence: str) -> float:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A sentence of a top passage: (document id, sentence index), its text, its passage's rank."""
+    """A sentence of a top passage: (document id, sentence index), its text, its passage's rank
+    and the cross-encoder's relevance logit for that whole passage."""
 
     key: tuple[str, int]
     text: str
     passage_rank: int
+    passage_relevance: float
 
 
 @dataclass(frozen=True)
@@ -59,33 +61,38 @@ class Scored:
     text: str
     relevance: float
     passage_rank: int
+    passage_relevance: float
 
 
 def rank_sentences(candidates: list[Candidate], relevance: np.ndarray) -> list[Scored]:
-    """Candidates best first by cross-encoder relevance, the higher-ranked passage first on ties.
+    """Candidates best first by their own relevance plus their passage's, passage rank on ties.
 
-    Measured on the public SQuAD 2.0 subset (450 questions, article-wise cross-validation),
-    adding left context, coverage, answer type or passage rank to the cross-encoder's score
-    did not pick the answer sentence more often (0.74-0.75 either way), so it alone decides.
+    The passage's logit carries what one sentence read alone lacks (the topic named two
+    sentences earlier), so a sentence of a clearly better passage wins over a lookalike in a
+    weaker one. Measured on the public SQuAD 2.0 subset (600 questions, article-wise
+    cross-validation), adding left context, coverage or answer type to the sentence's score did
+    not pick the answer sentence more often (0.74-0.75 either way).
     """
-    scored = [Scored(c.key, c.text, float(r), c.passage_rank)
+    scored = [Scored(c.key, c.text, float(r), c.passage_rank, c.passage_relevance)
               for c, r in zip(candidates, relevance, strict=True)]
-    return sorted(scored, key=lambda s: (-s.relevance, s.passage_rank))
+    return sorted(scored, key=lambda s: (-(s.relevance + s.passage_relevance), s.passage_rank))
 
 
 _TOKEN = re.compile(r"[\w'’-]+", re.UNICODE)
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without)\b|n['’]t\b", re.IGNORECASE)
 # Weights of `confidence`: `scripts/calibrate.py` on the public SQuAD 2.0 file (3,859 questions,
-# 12 articles). Held out article by article they abstain on 0.33 of unanswerable questions while
-# answering 0.86 of answerable ones (the cross-encoder's logit alone: about 0.28). SQuAD 2.0's
-# unanswerable questions are written against the same paragraph with a name, a number or a
-# word swapped, so a question word the passage lacks is the tell that relevance cannot see.
-# (The small signs of coverage and missing_words partly cancel: the two overlap.)
-CONFIDENCE_WEIGHTS = {"relevance": 0.148, "coverage": -0.293, "missing_names": -0.553, "missing_numbers": -1.976,
-                      "missing_words": 0.140}
+# 12 articles); see the README's Quality section for the rates they give held out article by
+# article. SQuAD 2.0's unanswerable questions are written against the same paragraph with a
+# name, a number or a word swapped, or a negation added, so a question word the passage lacks
+# is the tell that relevance cannot see. (The signs of coverage and missing_words partly cancel:
+# the two overlap.)
+CONFIDENCE_WEIGHTS = {"relevance": 0.148, "passage_relevance": 0.1, "coverage": -0.293, "missing_names": -0.553,
+                      "missing_numbers": -1.976, "missing_words": 0.140, "negation": -2.7}
 CONFIDENCE_BIAS = -0.533
 
 
-def evidence_signals(question: str, relevance: float, passage: str, context: str = "") -> dict[str, float]:
+def evidence_signals(question: str, sentence: str, relevance: float, passage: str, passage_relevance: float,
+                     context: str = "") -> dict[str, float]:
     """The signals `confidence` weighs, for the best sentence and the passage that holds it.
 
     `context` is what the passage leaves implicit: its document's title and opening sentence,
@@ -93,16 +100,20 @@ def evidence_signals(question: str, relevance: float, passage: str, context: str
     passage and context together: coverage is the share of the question's content words
     present; missing_names counts capitalised question words (not the first) absent;
     missing_numbers the question's numbers absent; missing_words content words absent (max 4).
+    negation is 1 when the question is negated ("Who did not ...") and the sentence is not: it
+    then states the opposite of what was asked.
     """
     text = f"{context} {passage}"
     words = _TOKEN.findall(question)
     lower = text.lower()
     return {
         "relevance": relevance,
+        "passage_relevance": passage_relevance,
         "coverage": coverage(question, text),
         "missing_names": float(sum(w.lower() not in lower for w in words[1:] if w[:1].isupper())),
         "missing_numbers": float(sum(w not in text for w in words if w.isdigit())),
         "missing_words": float(min(len(content_words(question) - content_words(text)), 4)),
+        "negation": float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)),
     }
 
 

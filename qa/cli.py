@@ -85,7 +85,9 @@ def format_result(result: Result) -> str:
         if result.passages:
             out.append("\nClosest passages:")
             for p in result.passages[:3]:
-                out.append(f"  - {p.document.title} ({p.document.path}, chars {p.start}-{p.end}), score {p.score:.2f}")
+                read = "" if p.relevance is None else f"relevance {p.relevance:.1f}, "
+                out.append(f"  - {p.document.title} ({p.document.path}, chars {p.start}-{p.end}), "
+                           f"{read}retrieval score {p.score:.2f}")
                 out.append(textwrap.indent(textwrap.fill(p.text, 96), "      "))
         return "\n".join(out)
     a = result.answer

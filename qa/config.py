@@ -29,7 +29,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_question_chars", 1000, "Longest question accepted, in characters."),
     Setting("candidates", 50, "Passages taken from each retriever before fusion."),
     Setting("top_k", 5, "Passages returned with every answer."),
-    Setting("answer_passages", 3, "Top passages whose sentences the cross-encoder reads; they are reranked by it."),
+    Setting("rerank_passages", 20, "Fused candidates the cross-encoder rereads whole to rank them: the first 8 always, "
+                                   "the rest when none of those is a clear match."),
+    Setting("answer_passages", 1, "Top reranked passages whose sentences the cross-encoder reads for the evidence."),
     Setting("min_support", 0.44, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
                                  "counts as an answer."),
     Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads."),

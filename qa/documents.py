@@ -153,7 +153,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class PassageHit:
-    """A retrieved passage with its fused retrieval score."""
+    """A retrieved passage: its fused retrieval score (0..1) and, when the cross-encoder read it,
+    its relevance logit (about -11..11), which is what ranks it."""
 
     id: int
     document: DocumentRef
@@ -161,6 +162,7 @@ class PassageHit:
     score: float
     start: int
     end: int
+    relevance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +170,7 @@ class PassageHit:
             "document": {"id": self.document.id, "title": self.document.title, "path": self.document.path},
             "text": self.text,
             "score": round(self.score, 4),
+            "relevance": None if self.relevance is None else round(self.relevance, 3),
             "start": self.start,
             "end": self.end,
         }

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import CONFIDENCE_WEIGHTS, confidence, evidence_signals
+from qa.answer import CONFIDENCE_WEIGHTS, Candidate, confidence, evidence_signals, rank_sentences
 from qa.documents import DocumentRef, PassageHit
 from qa.errors import ConfigError
-from qa.pipeline import distinct
+from qa.pipeline import RERANK_FIRST, RERANK_SURE, distinct
 from qa.rerank import Reranker
 
 QUESTION = "When was the Point Morrow lighthouse first lit?"
@@ -57,24 +57,46 @@ def test_a_folder_without_the_model_is_refused(tmp_path: Path):
 def test_evidence_signals_by_hand():
     q = "When did Ada Lindqvist light the Point Morrow lamp in 1871?"
     passage = "The lamp was lit in 1871 by Ada Lindqvist."
+    sentence = passage
     # content words: ada lindqvist light point morrow lamp 1871; the passage has ada lindqvist lamp 1871
-    alone = evidence_signals(q, 2.0, passage)
-    assert alone == {"relevance": 2.0, "coverage": 4 / 7, "missing_names": 2.0, "missing_numbers": 0.0,
-                     "missing_words": 3.0}
-    placed = evidence_signals(q, 2.0, passage, context="Point Morrow lighthouse")
+    alone = evidence_signals(q, sentence, 2.0, passage, 5.0)
+    assert alone == {"relevance": 2.0, "passage_relevance": 5.0, "coverage": 4 / 7, "missing_names": 2.0,
+                     "missing_numbers": 0.0, "missing_words": 3.0, "negation": 0.0}
+    placed = evidence_signals(q, sentence, 2.0, passage, 5.0, context="Point Morrow lighthouse")
     assert (placed["coverage"], placed["missing_names"], placed["missing_words"]) == (6 / 7, 0.0, 1.0)
-    assert evidence_signals("Who lit it in 1872?", 2.0, passage)["missing_numbers"] == 1.0
+    assert evidence_signals("Who lit it in 1872?", sentence, 2.0, passage, 5.0)["missing_numbers"] == 1.0
 
 
-def test_confidence_rises_with_relevance_and_falls_with_missing_names():
+@pytest.mark.parametrize(("question", "sentence", "flag"), [
+    ("Who did not light the lamp?", "The lamp was lit by Ada Lindqvist.", 1.0),
+    ("Who didn't light the lamp?", "The lamp was lit by Ada Lindqvist.", 1.0),
+    ("Which keeper never lit the lamp?", "Ada Lindqvist never lit the lamp.", 0.0),
+    ("Who lit the lamp?", "The lamp was not lit by Ada Lindqvist.", 0.0),
+    ("What is notable about the lamp?", "The lamp was lit by Ada Lindqvist.", 0.0),  # "not" inside a word
+])
+def test_a_negated_question_against_a_plain_sentence_is_flagged(question, sentence, flag):
+    assert evidence_signals(question, sentence, 2.0, sentence, 2.0)["negation"] == flag
+
+
+def test_confidence_rises_with_relevance_and_falls_with_missing_names_and_negation():
     q = "When did Ada Lindqvist light the Point Morrow lamp?"
     passage = "The lamp was lit in 1871 by Ada Lindqvist."
     ctx = "Point Morrow lighthouse"
-    def conf(relevance: float, context: str = "") -> float:
-        return confidence(evidence_signals(q, relevance, passage, context))
+    def conf(relevance: float, context: str = "", question: str = q) -> float:
+        return confidence(evidence_signals(question, passage, relevance, passage, relevance, context))
 
     assert 0 < conf(-5.0, ctx) < conf(5.0, ctx) < 1
     assert conf(5.0) < conf(5.0, ctx)
+    assert conf(5.0, ctx, "When did Ada Lindqvist not light the Point Morrow lamp?") < conf(5.0, ctx)
+
+
+def test_a_sentence_of_a_clearly_better_passage_wins():
+    cands = [Candidate(("d", 0), "weak passage's lookalike", 1, -4.0),
+             Candidate(("e", 3), "strong passage's sentence", 0, 6.0),
+             Candidate(("e", 4), "strong passage's other sentence", 0, 6.0)]
+    ranked = rank_sentences(cands, np.array([3.0, 1.0, -2.0]))
+    assert [s.key for s in ranked] == [("e", 3), ("e", 4), ("d", 0)]
+    assert (ranked[0].relevance, ranked[0].passage_relevance) == (1.0, 6.0)
 
 
 def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
@@ -83,6 +105,38 @@ def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
     assert r.document.id == r.hits[0].document.id
     assert r.hits[0].start <= r.sentence.start < r.sentence.end <= r.hits[0].end
     assert set(r.signals) == set(CONFIDENCE_WEIGHTS)
+    read = [h.relevance for h in r.hits if h.relevance is not None]
+    assert read == sorted(read, reverse=True) and len(read) >= min(RERANK_FIRST, len(r.hits))
+    assert r.signals["passage_relevance"] == r.hits[0].relevance
+
+
+class CountingReranker:
+    """The real cross-encoder, counting how many texts each question makes it read."""
+
+    def __init__(self, inner: Reranker) -> None:
+        self.inner, self.read = inner, 0
+
+    def score(self, query: str, texts: list[str]) -> np.ndarray:
+        self.read += len(texts)
+        return self.inner.score(query, texts)
+
+
+def _hits(n: int) -> tuple[PassageHit, ...]:
+    doc = DocumentRef("d", "D", "d.txt")
+    return tuple(PassageHit(i, doc, t, 1.0 - i / 100, 100 * i, 100 * i + 50) for i, t in enumerate(
+        ["Sea otters use stones to open shellfish."] * (n - 1) + [TEXTS[0]]))
+
+
+def test_rereading_goes_past_the_first_passages_only_without_a_clear_match(pipeline, reranker: Reranker):
+    counting = CountingReranker(reranker)
+    late = _hits(12)  # the only relevant passage is 12th in retrieval order
+    ranked = pipeline._rerank(counting, QUESTION, late)
+    assert counting.read == 12 and ranked[0].id == 11 and ranked[0].relevance > RERANK_SURE
+    counting.read = 0
+    early = (late[-1], *late[:-1])  # now it is first: a clear match, the rest are not read
+    ranked = pipeline._rerank(counting, QUESTION, early)
+    assert counting.read == RERANK_FIRST and ranked[0].id == 11
+    assert [h.relevance is None for h in ranked] == [False] * RERANK_FIRST + [True] * (12 - RERANK_FIRST)
 
 
 def test_passages_sharing_text_are_listed_once():

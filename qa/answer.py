@@ -86,8 +86,8 @@ _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without)\b|n['’]t\
 # name, a number or a word swapped, or a negation added, so a question word the passage lacks
 # is the tell that relevance cannot see. (The signs of coverage and missing_words partly cancel:
 # the two overlap.)
-CONFIDENCE_WEIGHTS = {"relevance": 0.148, "passage_relevance": 0.1, "coverage": -0.293, "missing_names": -0.553,
-                      "missing_numbers": -1.976, "missing_words": 0.140, "negation": -2.7}
+CONFIDENCE_WEIGHTS = {"relevance": 0.148, "passage_relevance": 0.054, "coverage": -0.561, "missing_names": -0.705,
+                      "missing_numbers": -2.427, "missing_words": 0.168, "negation": -2.339}
 CONFIDENCE_BIAS = -0.533
 
 

@@ -31,8 +31,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("top_k", 5, "Passages returned with every answer."),
     Setting("rerank_passages", 20, "Fused candidates the cross-encoder rereads whole to rank them: the first 8 always, "
                                    "the rest when none of those is a clear match."),
-    Setting("answer_passages", 1, "Top reranked passages whose sentences the cross-encoder reads for the evidence."),
-    Setting("min_support", 0.454, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
+    Setting("answer_passages", 2, "Most reranked passages whose sentences are read for the evidence: the top one, "
+                                  "and the next while within 1 logit of it."),
+    Setting("min_support", 0.455, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
                                  "counts as an answer."),
     Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads."),
     Setting("upload_max_mb", 20, "Largest file accepted by an upload, in MiB."),

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import CONFIDENCE_WEIGHTS, Candidate, confidence, evidence_signals, rank_sentences
+from qa.answer import CONFIDENCE_WEIGHTS, Candidate, confidence, evidence_signals, rank_sentences, verbatim_codes
 from qa.documents import DocumentRef, PassageHit
 from qa.errors import ConfigError
-from qa.pipeline import RERANK_FIRST, RERANK_SURE, distinct
+from qa.pipeline import CLOSE, RERANK_FIRST, RERANK_SURE, distinct
 from qa.rerank import Reranker
+from tests.conftest import make_pipeline
 
 QUESTION = "When was the Point Morrow lighthouse first lit?"
 TEXTS = [
@@ -60,10 +61,12 @@ def test_evidence_signals_by_hand():
     sentence = passage
     # content words: ada lindqvist light point morrow lamp 1871; the passage has ada lindqvist lamp 1871
     alone = evidence_signals(q, sentence, 2.0, passage, 5.0)
-    assert alone == {"relevance": 2.0, "passage_relevance": 5.0, "coverage": 4 / 7, "missing_names": 2.0,
-                     "missing_numbers": 0.0, "missing_words": 3.0, "negation": 0.0}
+    assert alone == {"relevance": 2.0, "passage_relevance": 5.0, "missing_names": 2.0, "missing_numbers": 0.0,
+                     "near_miss": 0.0, "negation": 0.0}  # 3 of 7 content words missing: not near
     placed = evidence_signals(q, sentence, 2.0, passage, 5.0, context="Point Morrow lighthouse")
-    assert (placed["coverage"], placed["missing_names"], placed["missing_words"]) == (6 / 7, 0.0, 1.0)
+    assert (placed["missing_names"], placed["near_miss"]) == (0.0, 1.0)  # only "light" missing
+    whole = evidence_signals(q, sentence, 2.0, passage, 5.0, context="Point Morrow lighthouse light")
+    assert whole["near_miss"] == 0.0  # every word there: nothing held against it
     assert evidence_signals("Who lit it in 1872?", sentence, 2.0, passage, 5.0)["missing_numbers"] == 1.0
 
 
@@ -94,9 +97,18 @@ def test_a_sentence_of_a_clearly_better_passage_wins():
     cands = [Candidate(("d", 0), "weak passage's lookalike", 1, -4.0),
              Candidate(("e", 3), "strong passage's sentence", 0, 6.0),
              Candidate(("e", 4), "strong passage's other sentence", 0, 6.0)]
-    ranked = rank_sentences(cands, np.array([3.0, 1.0, -2.0]))
+    ranked = rank_sentences("Which sentence?", cands, np.array([3.0, 1.0, -2.0]))
     assert [s.key for s in ranked] == [("e", 3), ("e", 4), ("d", 0)]
     assert (ranked[0].relevance, ranked[0].passage_relevance) == (1.0, 6.0)
+
+
+def test_numbers_and_codes_held_verbatim_count():
+    q = "How much rain did station 3-5 measure in week 5 of 1871?"
+    assert verbatim_codes(q, "Station 3-5 measured 26 mm in week 5 of 1871.") == 3
+    assert verbatim_codes(q, "Station 5-3 measured 38 mm in week 3 of 18715.") == 0
+    cands = [Candidate(("d", 0), "Station 5-3 measured 38 mm in week 3.", 0, 8.3),
+             Candidate(("e", 0), "Station 3-5 measured 26 mm in week 5.", 1, 7.6)]
+    assert rank_sentences(q, cands, np.array([8.6, 9.0]))[0].key == ("e", 0)
 
 
 def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
@@ -144,3 +156,22 @@ def test_passages_sharing_text_are_listed_once():
     hits = (PassageHit(1, doc, "a b", 0.9, 0, 100), PassageHit(2, doc, "b c", 0.8, 60, 160),
             PassageHit(3, other, "x", 0.7, 60, 160), PassageHit(4, doc, "next paragraph", 0.6, 162, 200))
     assert [h.id for h in distinct(hits)] == [1, 3, 4]
+
+
+def test_a_near_equal_passage_is_read_for_the_evidence_too(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in (3, 5):
+        (src / f"station-{i}.txt").write_text(" ".join(
+            f"Station {i}-{j} on the river Ystad measured {i * 7 + j} millimetres of rain in week {j}."
+            for j in range(9)) + "\n", encoding="utf-8")
+    question = "How much rain did station 3-5 measure in week 5?"
+    alone = make_pipeline(tmp_path / "idx", embedder, answer_passages=1)
+    alone.index([str(src)])
+    first = alone.read(question)
+    # the whole-passage score prefers station 5's passage (full of "5-3", "5-5"), narrowly
+    assert first.hits[0].document.path.endswith("station-5.txt")
+    assert first.hits[0].relevance - first.hits[1].relevance < CLOSE
+    both = make_pipeline(tmp_path / "idx", embedder)
+    r = both.ask(question)
+    assert r.answer.evidence[-1].sentence.startswith("Station 3-5 ") and "26 millimetres" in r.answer.text

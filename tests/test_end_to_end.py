@@ -103,6 +103,9 @@ def validate_contract(obj: dict) -> None:
     for p in obj["passages"]:
         assert {"document", "text", "score", "start", "end"} <= p.keys()
         assert {"id", "title"} <= p["document"].keys()
+    relevance = [p["relevance"] for p in obj["passages"]]
+    read = [r for r in relevance if r is not None]
+    assert relevance[:len(read)] == sorted(read, reverse=True)  # the reranked passages lead, best first
     if not obj["answered"]:
         assert obj["answer"] is None
         return

@@ -56,7 +56,7 @@ bench: install
 	$(PY) scripts/bench_reindex.py
 
 # Answer quality on the public SQuAD 2.0, SQuAD 1.1 and CLAPNQ files, read in place from ../shared/eval
-# (docs/quality.md has the figures; each run indexes its file in a temporary folder).
+# (the README's Quality section has the figures; each run indexes its file in a temporary folder).
 EVAL := ../shared/eval
 eval: install
 	$(VENV)/bin/qa eval $(EVAL)/squad/squad_v2.0_dev_subset.json

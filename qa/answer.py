@@ -61,7 +61,7 @@ class Scored:
 def verbatim_codes(question: str, sentence: str) -> int:
     """How many of the question's tokens with a digit ("1871", "3-5", "A320") the sentence has
     verbatim, as whole tokens: the cross-encoder barely tells "station 3-5" from "station 5-3"."""
-    codes = {w for w in _TOKEN.findall(question) if any(ch.isdigit() for ch in w)}
+    codes = {w for w in _WORD.findall(question) if any(ch.isdigit() for ch in w)}
     return sum(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", sentence) is not None for w in codes)
 
 
@@ -82,7 +82,6 @@ def rank_sentences(question: str, candidates: list[Candidate], relevance: np.nda
                                          s.passage_rank))
 
 
-_TOKEN = re.compile(r"[\w'’-]+", re.UNICODE)
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without)\b|n['’]t\b", re.IGNORECASE)
 # Weights of `confidence`: `scripts/calibrate.py` on the public SQuAD 2.0 file (3,859 questions,
 # 12 articles); see the README's Quality section for the rates they give held out article by
@@ -112,7 +111,7 @@ def evidence_signals(question: str, sentence: str, relevance: float, passage: st
     paragraph's words) and then doubted pasted sentences, so coverage enters only as near_miss.
     """
     text = f"{context} {passage}"
-    words = _TOKEN.findall(question)
+    words = _WORD.findall(question)
     lower = text.lower()
     asked = content_words(question)
     missing = len(asked - content_words(text))

@@ -147,8 +147,8 @@ def test_eval_end_to_end_on_tiny_squad(embedder):
     assert r.keys() >= REPORT_KEYS and r["kind"] == "squad"
     assert (r["questions"], r["answerable"], r["unanswerable"], r["passages"]) == (7, 5, 2, 4)
     assert r["recall@1"] == 1.0 and r["recall@5"] == 1.0
-    # "Its caterpillars feed only on mountain sorrel." loses to the sentence naming the moth: the
-    # cross-encoder reads sentences alone (see docs/quality.md); the other four are found
+    # "Its caterpillars feed only on mountain sorrel." can lose to the sentence naming the moth:
+    # the cross-encoder reads each sentence without the one before (README, Quality)
     assert r["sentence_accuracy"] >= 0.8
     assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"]
 

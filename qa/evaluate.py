@@ -187,21 +187,28 @@ def score(question: Question, result: Result, doc_id: str, gold: tuple[int, int]
     """Score one answer against one question (`sentence_ranges`: CLAPNQ gold sentences, located)."""
     rank = next((i for i, p in enumerate(result.passages)
                  if p.document.id == doc_id and scoring.overlaps((p.start, p.end), gold)), None)
+    top = result.passages[0] if result.passages else None
+    if question.sentences:
+        held = top is not None and top.document.id == doc_id and any(
+            scoring.overlaps((top.start, top.end), g) for g in sentence_ranges)
+    else:
+        held = top is not None and scoring.contains_answer(top.text, question.answers)
     a = result.answer
     if a is None:
         return scoring.Outcome(question.answerable, False, rank, False, 0.0, 0.0, latency_ms,
-                               0.0 if question.sentences else None, 0.0 if question.sentences else None)
+                               0.0 if question.sentences else None, 0.0 if question.sentences else None, held)
     main = next((e for e in a.evidence if e.start <= a.start < e.end), a.evidence[-1])
     em, f1 = scoring.exact_match(a.text, question.answers), scoring.best_f1(a.text, question.answers)
     if not question.sentences:
         return scoring.Outcome(question.answerable, True, rank,
-                               scoring.contains_answer(main.sentence, question.answers), em, f1, latency_ms)
+                               scoring.contains_answer(main.sentence, question.answers), em, f1, latency_ms,
+                               top_holds_answer=held)
     mine = [(e.start, e.end) for e in a.evidence if e.document.id == doc_id]
     hit = [any(scoring.overlaps(m, g) for g in sentence_ranges) for m in mine]
     found = [any(scoring.overlaps(m, g) for m in mine) for g in sentence_ranges]
     ok = main.document.id == doc_id and any(scoring.overlaps((main.start, main.end), g) for g in sentence_ranges)
     return scoring.Outcome(True, True, rank, ok, em, f1, latency_ms,
-                           sum(hit) / len(a.evidence), sum(found) / len(found) if found else 0.0)
+                           sum(hit) / len(a.evidence), sum(found) / len(found) if found else 0.0, held)
 
 
 def open_index(corpus: Corpus, config: dict[str, Any], folder: str, embedder: Embedder | None = None) -> Pipeline:

@@ -74,7 +74,9 @@ class Outcome:
     `rank` is the position (0-based) of the first returned passage overlapping the gold
     paragraph, None when none does; `sentence_ok` says the evidence sentence holds the answer
     (SQuAD) or is a gold sentence (CLAPNQ); precision and recall compare the evidence
-    sentences with CLAPNQ's gold sentences (None for SQuAD).
+    sentences with CLAPNQ's gold sentences (None for SQuAD). `top_holds_answer` says the first
+    returned passage holds a gold answer (SQuAD) or gold sentence (CLAPNQ), answered or not: the
+    most any reader of that passage could reach.
     """
 
     answerable: bool
@@ -86,6 +88,7 @@ class Outcome:
     latency_ms: float
     precision: float | None = None
     recall: float | None = None
+    top_holds_answer: bool = False
 
 
 def _mean(values: list[float]) -> float | None:
@@ -105,6 +108,10 @@ def summarise(outcomes: Sequence[Outcome], passages: int) -> dict:
         "recall@1": _mean([float(o.rank is not None and o.rank < 1) for o in ans]),
         "recall@5": _mean([float(o.rank is not None and o.rank < 5) for o in ans]),
         "sentence_accuracy": _mean([float(o.answered and o.sentence_ok) for o in ans]),
+        # Beside it, the two things it is bounded by: how often the answer sentence is right when
+        # an answer is given, and how often the top passage holds the answer at all.
+        "sentence_accuracy_answered": _mean([float(o.sentence_ok) for o in ans if o.answered]),
+        "answer_in_top_passage": _mean([float(o.top_holds_answer) for o in ans]),
         "em": _mean([o.em if o.answered else 0.0 for o in ans]),
         "f1": _mean([o.f1 if o.answered else 0.0 for o in ans]),
         "has_answer_answered": _mean([float(o.answered) for o in ans]),

@@ -31,7 +31,8 @@ TINY_SQUAD = DATA / "eval" / "tiny_squad_v2.json"
 TINY_CLAPNQ = DATA / "eval" / "tiny_clapnq.jsonl"
 SHARED = ROOT.parent / "shared" / "eval"
 REPORT_KEYS = {"recall@1", "recall@5", "sentence_accuracy", "em", "f1", "has_answer_answered",
-               "no_answer_abstained", "latency_ms", "questions", "passages"}
+               "no_answer_abstained", "latency_ms", "questions", "passages", "sentence_accuracy_answered",
+               "answer_in_top_passage"}
 
 
 def test_official_squad_normalisation_and_scores():
@@ -62,9 +63,9 @@ def test_percentile_is_nearest_rank_and_ranges_are_half_open():
 
 def test_summary_hand_computed():
     outcomes = [
-        Outcome(True, True, 0, True, 1.0, 1.0, 10.0),
+        Outcome(True, True, 0, True, 1.0, 1.0, 10.0, top_holds_answer=True),
         Outcome(True, True, 3, False, 0.0, 0.5, 20.0),
-        Outcome(True, False, None, True, 1.0, 1.0, 30.0),  # an abstention scores 0 whatever it carries
+        Outcome(True, False, None, True, 1.0, 1.0, 30.0, top_holds_answer=True),  # an abstention scores 0
         Outcome(False, True, None, False, 0.0, 0.0, 40.0),
         Outcome(False, False, None, False, 0.0, 0.0, 50.0),
     ]
@@ -72,6 +73,8 @@ def test_summary_hand_computed():
     assert (r["questions"], r["answerable"], r["unanswerable"], r["passages"]) == (5, 3, 2, 12)
     assert r["recall@1"] == 0.3333 and r["recall@5"] == 0.6667
     assert r["sentence_accuracy"] == 0.3333 and r["em"] == 0.3333 and r["f1"] == 0.5
+    assert r["sentence_accuracy_answered"] == 0.5  # of the two answered, one right
+    assert r["answer_in_top_passage"] == 0.6667  # answered or not
     assert r["has_answer_answered"] == 0.6667 and r["no_answer_abstained"] == 0.5
     assert r["latency_ms"] == {"p50": 30.0, "p95": 50.0}
     assert "sentence_precision" not in r
@@ -92,9 +95,11 @@ def test_one_question_scored_by_hand():
     q = load(TINY_SQUAD).questions[0]
     o = score(q, _result(hits, answer), "d1", (150, 300), [], 5.0)
     assert (o.rank, o.answered, o.sentence_ok, o.em, o.f1) == (1, True, True, 1.0, 1.0)
-    assert o.precision is None
+    assert o.precision is None and not o.top_holds_answer  # the first passage, "x", lacks "Tomas Reyl"
     abstained = score(q, _result(hits[:1], None), "d1", (150, 300), [], 5.0)
     assert (abstained.rank, abstained.answered, abstained.em) == (None, False, 0.0)
+    held = score(q, _result([PassageHit(3, d1, sentence, 0.9, 100, 160)], None), "d1", (150, 300), [], 5.0)
+    assert held.top_holds_answer and not held.answered
 
 
 def test_clapnq_sentences_scored_by_hand():
@@ -104,6 +109,7 @@ def test_clapnq_sentences_scored_by_hand():
     q = load(TINY_CLAPNQ).questions[0]
     o = score(q, _result([PassageHit(1, doc, "t", 1.0, 0, 150)], answer), "d1", (0, 150), [(61, 110), (111, 150)], 1.0)
     assert (o.rank, o.sentence_ok, o.precision, o.recall) == (0, True, 0.5, 0.5)  # 1 of 2 shown, 1 of 2 gold
+    assert o.top_holds_answer  # the first passage covers a gold sentence
 
 
 def test_load_both_formats():

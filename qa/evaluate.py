@@ -188,15 +188,19 @@ def score(question: Question, result: Result, doc_id: str, gold: tuple[int, int]
     rank = next((i for i, p in enumerate(result.passages)
                  if p.document.id == doc_id and scoring.overlaps((p.start, p.end), gold)), None)
     top = result.passages[0] if result.passages else None
+
+    def on_gold_sentence(document_id: str, span: tuple[int, int]) -> bool:
+        return document_id == doc_id and any(scoring.overlaps(span, g) for g in sentence_ranges)
+
     if question.sentences:
-        held = top is not None and top.document.id == doc_id and any(
-            scoring.overlaps((top.start, top.end), g) for g in sentence_ranges)
+        held = top is not None and on_gold_sentence(top.document.id, (top.start, top.end))
     else:
         held = top is not None and scoring.contains_answer(top.text, question.answers)
     a = result.answer
     if a is None:
         return scoring.Outcome(question.answerable, False, rank, False, 0.0, 0.0, latency_ms,
-                               0.0 if question.sentences else None, 0.0 if question.sentences else None, held)
+                               0.0 if question.sentences else None, 0.0 if question.sentences else None,
+                               top_holds_answer=held)
     main = next((e for e in a.evidence if e.start <= a.start < e.end), a.evidence[-1])
     em, f1 = scoring.exact_match(a.text, question.answers), scoring.best_f1(a.text, question.answers)
     if not question.sentences:
@@ -206,10 +210,10 @@ def score(question: Question, result: Result, doc_id: str, gold: tuple[int, int]
     mine = [(e.start, e.end) for e in a.evidence if e.document.id == doc_id]
     hit = [any(scoring.overlaps(m, g) for g in sentence_ranges) for m in mine]
     found = [any(scoring.overlaps(m, g) for m in mine) for g in sentence_ranges]
-    ok = main.document.id == doc_id and any(scoring.overlaps((main.start, main.end), g) for g in sentence_ranges)
+    ok = on_gold_sentence(main.document.id, (main.start, main.end))
     return scoring.Outcome(True, True, rank, ok, em, f1, latency_ms,
-                           sum(hit) / len(a.evidence), sum(found) / len(found) if found else 0.0, held)
-
+                           sum(hit) / len(a.evidence), sum(found) / len(found) if found else 0.0,
+                           top_holds_answer=held)
 
 def open_index(corpus: Corpus, config: dict[str, Any], folder: str, embedder: Embedder | None = None) -> Pipeline:
     """A Pipeline over the corpus's index in `folder`, built there first when none is published."""

@@ -4,7 +4,7 @@ The web app and the CLI use only the names exported here.
 """
 
 from qa.config import SETTINGS, load
-from qa.documents import Answer, Evidence, Footnote, PassageHit, Reference, Result
+from qa.documents import Answer, Conflict, Evidence, Footnote, PassageHit, Reference, Result
 from qa.errors import (
     DocumentNotFound,
     EmptyQuery,
@@ -22,7 +22,7 @@ from qa.pipeline import Pipeline
 from qa.scoring import report_table
 
 __all__ = [
-    "SETTINGS", "Answer", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
+    "SETTINGS", "Answer", "Conflict", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
     "IndexLocked", "IndexMismatch", "IndexNotFound", "ParseError", "PassageHit", "Pipeline", "QueryTooLong",
     "Reference", "Result", "UnsupportedFormat", "evaluate_file", "inspect_file", "load",
     "report_table",

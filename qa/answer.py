@@ -1,4 +1,5 @@
-"""Choose the supporting sentence, cut a short answer from it, attach its footnotes, or abstain.
+"""Decide whether the reader's span is an answer: the abstention signals and their calibration,
+the kinds of span that can disagree across sources, and pasted statements.
 
 Nothing is generated: the answer is a slice of a stored sentence, and the footnotes are the
 citations the source itself put on that sentence.
@@ -6,11 +7,14 @@ citations the source itself put on that sentence.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import numpy as np
+CALIBRATION_FILE = Path(__file__).parent / "models" / "calibration.json"
 
 STOPWORDS = frozenset("""
 a an the of in on at to for from by with about as into over after before between under and or but
@@ -36,66 +40,40 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS and len(w) > 1}
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A sentence of a top passage: (document id, sentence index), its text, its passage's rank
-    and the cross-encoder's relevance logit for that whole passage."""
-
-    key: tuple[str, int]
-    text: str
-    passage_rank: int
-    passage_relevance: float
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A candidate sentence with its cross-encoder relevance (a logit, about -11..11)."""
-
-    key: tuple[str, int]
-    text: str
-    relevance: float
-    passage_rank: int
-    passage_relevance: float
-
-
-def verbatim_codes(question: str, sentence: str) -> int:
-    """How many of the question's tokens with a digit ("1871", "3-5", "A320") the sentence has
-    verbatim, as whole tokens: the cross-encoder barely tells "station 3-5" from "station 5-3"."""
-    codes = {w for w in _WORD.findall(question) if any(ch.isdigit() for ch in w)}
-    return sum(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", sentence) is not None for w in codes)
-
-
-def rank_sentences(question: str, candidates: list[Candidate], relevance: np.ndarray) -> list[Scored]:
-    """Candidates best first by their own relevance plus their passage's, plus one for each of
-    the question's numbers and codes they hold verbatim; passage rank on ties.
-
-    The passage's logit carries what one sentence read alone lacks (the topic named two
-    sentences earlier), so a sentence of a clearly better passage wins over a lookalike in a
-    weaker one. The verbatim bonus picked the answer sentence slightly more often on the public
-    SQuAD files (+0.1 to +0.2 points) and settles identifiers the model confuses. Adding left
-    context, coverage or answer type to the sentence's score did not help (0.74-0.75 either way,
-    600 questions, article-wise cross-validation).
-    """
-    scored = [Scored(c.key, c.text, float(r), c.passage_rank, c.passage_relevance)
-              for c, r in zip(candidates, relevance, strict=True)]
-    return sorted(scored, key=lambda s: (-(s.relevance + s.passage_relevance + verbatim_codes(question, s.text)),
-                                         s.passage_rank))
-
-
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without)\b|n['’]t\b", re.IGNORECASE)
-# Weights of `confidence`: `scripts/calibrate.py` on the public SQuAD 2.0 file (3,859 questions,
-# 12 articles); see the README's Quality section for the rates they give held out article by
-# article. SQuAD 2.0's unanswerable questions are written against the same paragraph with a
-# name, a number or a word swapped, or a negation added, so a question word the passage lacks
-# is the tell that relevance cannot see.
-CONFIDENCE_WEIGHTS = {"relevance": 0.133, "passage_relevance": 0.033, "missing_names": -0.582,
-                      "missing_numbers": -2.293, "near_miss": -0.382, "negation": -2.326}
-CONFIDENCE_BIAS = -0.302
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The abstention model: logistic weights over `evidence_signals`, the threshold on its
+    probability, and what it was fitted with (models, chunker, data). `scripts/calibrate.py`
+    writes it by nested article-wise cross-validation; the index manifest records its version
+    and a mismatch is warned about, since weights fitted for other models mean little."""
+
+    version: str
+    weights: dict[str, float]
+    bias: float
+    threshold: float
+    fitted: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(data["version"], data["weights"], data["bias"], data["threshold"], data.get("fitted", {}))
+
+    def confidence(self, signals: dict[str, float]) -> float:
+        """Probability (0..1) that the evidence is right, from `evidence_signals`."""
+        z = self.bias + sum(self.weights[k] * signals[k] for k in self.weights)
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+CALIBRATION = Calibration.load()
 
 
 def evidence_signals(question: str, sentence: str, relevance: float, passage: str, passage_relevance: float,
-                     context: str = "") -> dict[str, float]:
-    """The signals `confidence` weighs, for the best sentence and the passage that holds it.
+                     context: str = "", margin: float = 0.0) -> dict[str, float]:
+    """The signals `Calibration.confidence` weighs, for the reader's span, its sentence and the
+    passage that holds it. `margin` is the reader's span score minus its no-answer score.
 
     `context` is what the passage leaves implicit: its document's title and opening sentence,
     which name the topic later paragraphs only refer to ("it", "the lighthouse"). Against
@@ -116,6 +94,7 @@ def evidence_signals(question: str, sentence: str, relevance: float, passage: st
     asked = content_words(question)
     missing = len(asked - content_words(text))
     return {
+        "margin": margin,
         "relevance": relevance,
         "passage_relevance": passage_relevance,
         "missing_names": float(sum(w.lower() not in lower for w in words[1:] if w[:1].isupper())),
@@ -123,12 +102,6 @@ def evidence_signals(question: str, sentence: str, relevance: float, passage: st
         "near_miss": float(1 <= missing <= 2 and missing <= 0.4 * len(asked)),
         "negation": float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)),
     }
-
-
-def confidence(signals: dict[str, float]) -> float:
-    """Probability (0..1) that the passage answers the question, from `evidence_signals`."""
-    z = CONFIDENCE_BIAS + sum(CONFIDENCE_WEIGHTS[k] * v for k, v in signals.items())
-    return 1.0 / (1.0 + math.exp(-z))
 
 
 def needs_previous(sentence: str) -> bool:
@@ -142,31 +115,28 @@ _DATE = re.compile(
     rf"\b(?:\d{{1,2}} {_MONTHS},? \d{{3,4}}|{_MONTHS} \d{{1,2}},? \d{{3,4}}|{_MONTHS},? \d{{3,4}}|"
     rf"(?:early |late |mid-)?\d{{3,4}}s?(?: (?:to|and|–|-) \d{{2,4}})?|{_MONTHS} \d{{1,2}})\b"
 )
-_NUMBER = re.compile(r"(?:(?:over|about|around|nearly|almost|more than|less than|some|approximately) )?"
-                     r"\$?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand|hundred))?"
-                     r"(?: [a-zA-Z]+)?")
+_NUMBER = re.compile(r"\$?\d[\d,.]*")
 _PROPER = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of |the |de |von |van |and )?[A-Z][\w'’.-]*)*")
 
 
-def short_span(question: str, sentence: str) -> tuple[int, int] | None:
-    """A short answer inside the sentence for when/how many/who/where questions, else None.
-
-    The span must add something the question does not already say.
-    """
-    q = question.strip().lower()
-    qwords = content_words(question)
-    if re.match(r"^(when|what year|in what year|what date|on what date|in which year)\b", q):
-        pattern = _DATE
-    elif re.match(r"^(how (many|much|long|far|tall|high|old|big|large|wide|deep|often)|what percentage|"
-                  r"what number)\b", q):
-        pattern = _NUMBER
-    elif re.match(r"^(who|whom|whose|where|which (person|company|country|city|organi[sz]ation))\b", q):
-        pattern = _PROPER
-    else:
-        return None
-    for m in pattern.finditer(sentence):
-        span = m.group(0).strip().rstrip(".,")
-        if (span and not content_words(span) <= qwords) or (span.isdigit() and span not in question):
-            start = m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
-            return start, start + len(span)
+def span_kind(text: str) -> str | None:
+    """"date", "number" or "name" when the span is mostly one of those, else None: answers of
+    different documents are only compared (`answer.conflicts`) when they are of one kind."""
+    t = text.strip()
+    for kind, pattern in (("date", _DATE), ("number", _NUMBER), ("name", _PROPER)):
+        m = max((len(m.group(0)) for m in pattern.finditer(t)), default=0)
+        if t and m >= 0.6 * len(t):
+            return kind
     return None
+
+
+def pasted(question: str, sentence: str) -> bool:
+    """The question is the sentence itself, pasted to find where it comes from: no question
+    mark, and at least nine tenths of each one's content words are in the other."""
+    if question.rstrip().endswith("?"):
+        return False
+    q, s = content_words(question), content_words(sentence)
+    if not q or not s:
+        return False
+    common = len(q & s)
+    return common >= 0.9 * len(q) and common >= 0.9 * len(s)

@@ -19,7 +19,8 @@ EXIT_NOTHING_PUBLISHED = 2
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
-    return Pipeline(load({"index": args.index, "model": getattr(args, "model", None)}))
+    return Pipeline(load({"index": args.index, "model": getattr(args, "model", None),
+                          "reader": getattr(args, "reader", None)}))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -92,6 +93,10 @@ def format_result(result: Result) -> str:
         return "\n".join(out)
     a = result.answer
     out.append(f"Answer: {a.text}   (score {a.score:.2f})\n")
+    for c in a.conflicts:
+        ev = c.evidence[0]
+        out.append(f"Sources differ: {c.text}   (score {c.score:.2f}; {ev.document.title}, {ev.document.path}, "
+                   f"chars {ev.start}-{ev.end})\n")
     n = 0
     notes = []
     for ev in a.evidence:
@@ -105,7 +110,8 @@ def format_result(result: Result) -> str:
             else:
                 ref = "reference not included in the source"
             notes.append(f"[{n}] (source marker [{f.marker}]{loc}) {ref}")
-        out.append(textwrap.fill(f"\u201c{ev.sentence}\u201d {''.join(marks)}", 100))
+        lead = "(the sentence before, for context) " if ev.context else ""
+        out.append(textwrap.fill(f"{lead}\u201c{ev.sentence}\u201d {''.join(marks)}", 100))
         page = f", page {ev.page}" if ev.page else ""
         out.append(f"    \u2014 {ev.document.title}, {ev.document.path}, chars {ev.start}-{ev.end}{page}\n")
     if notes:
@@ -175,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web import serve
 
     config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port,
-                   "admin_token": args.admin_token, "sources": args.sources})
+                   "admin_token": args.admin_token, "sources": args.sources, "reader": args.reader})
     serve(config)
     return 0
 
@@ -189,9 +195,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    config = load({"model": args.model})
-    report = evaluate_file(args.file, config, limit=args.limit, index=args.index, seed=args.seed, progress=progress)
+    config = load({"model": args.model, "reader": args.reader})
+    outputs: dict[str, dict[str, str]] = {}
+    report = evaluate_file(args.file, config, limit=args.limit, index=args.index, seed=args.seed, progress=progress,
+                           outputs=outputs)
     bar.close()
+    for path, key in ((args.predictions, "predictions"), (args.evidence, "evidence")):
+        if path:
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(outputs.get(key, {}), fh, ensure_ascii=False, indent=1)
     print(json.dumps(report, indent=2) if args.json else report_table(report))
     return 0
 
@@ -205,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--index", default=None, help="index folder (default: index/)")
         p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
+        p.add_argument("--reader", default=None, metavar="PATH",
+                       help="a local Hugging Face question-answering model folder to read spans with "
+                            "(default: Footnote's own reader)")
 
     p = sub.add_parser("index", help="build or update the index from files and folders")
     p.add_argument("paths", nargs="*", help="files and folders to index (default: sources/)")
@@ -257,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--index", default=None, help="keep (and reuse) the eval index here instead of a temporary one")
     p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
+    p.add_argument("--reader", default=None, metavar="PATH", help="a local Hugging Face question-answering folder")
+    p.add_argument("--predictions", default=None, metavar="FILE",
+                   help="write {question id: answer text} (\"\" for an abstention), the official SQuAD 2.0 format")
+    p.add_argument("--evidence", default=None, metavar="FILE",
+                   help="write {question id: evidence sentence} (\"\" for an abstention)")
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.answer import CALIBRATION
 from qa.errors import ConfigError
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -31,10 +32,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("top_k", 5, "Passages returned with every answer."),
     Setting("rerank_passages", 20, "Fused candidates the cross-encoder rereads whole to rank them: the first 8 always, "
                                    "the rest when none of those is a clear match."),
-    Setting("answer_passages", 2, "Most reranked passages whose sentences are read for the evidence: the top one, "
-                                  "and the next while within 1 logit of it."),
-    Setting("min_support", 0.455, "Lowest answer confidence (0..1, calibrated on public SQuAD 2.0) that still "
-                                 "counts as an answer."),
+    Setting("answer_passages", 2, "Reranked passages the span reader reads (plus the next one when within 1 logit "
+                                  "of the top)."),
+    Setting("reader", "", "Span reader: empty for Footnote's own (int8 ONNX), or a local Hugging Face "
+                          "question-answering model folder (run with transformers and torch)."),
+    Setting("min_support", CALIBRATION.threshold, "Lowest answer confidence (0..1, from the calibration file "
+                                                  "qa/models/calibration.json) that still counts as an answer."),
     Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads."),
     Setting("upload_max_mb", 20, "Largest file accepted by an upload, in MiB."),
     Setting("admin_token", "", "Token required to upload, remove and reindex from the browser; empty disables them."),

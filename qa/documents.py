@@ -114,6 +114,7 @@ class Evidence:
     score: float
     page: int | None = None
     section: str | None = None
+    context: bool = False  # the sentence before the answer's, shown because the answer leans on it
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -128,12 +129,15 @@ class Evidence:
             out["page"] = self.page
         if self.section:
             out["section"] = self.section
+        if self.context:
+            out["context"] = True
         return out
 
 
 @dataclass(frozen=True)
-class Answer:
-    """An extractive answer: `text` is a slice of the first evidence sentence's document."""
+class Conflict:
+    """Another document's answer of the same kind that the reader rated about as high: shown
+    beside the answer instead of silently dropped. `start`/`end` are document offsets."""
 
     text: str
     score: float
@@ -142,12 +146,30 @@ class Answer:
     end: int
 
     def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "score": round(self.score, 4), "start": self.start, "end": self.end,
+                "evidence": [e.to_dict() for e in self.evidence]}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: `text` is a slice of `evidence[0]`'s sentence (its document's
+    `text[start:end]`); a context sentence the answer leans on may follow as `evidence[1]`."""
+
+    text: str
+    score: float
+    evidence: tuple[Evidence, ...]
+    start: int
+    end: int
+    conflicts: tuple[Conflict, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "score": round(self.score, 4),
             "start": self.start,
             "end": self.end,
             "evidence": [e.to_dict() for e in self.evidence],
+            "conflicts": [c.to_dict() for c in self.conflicts],
         }
 
 

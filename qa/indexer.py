@@ -20,6 +20,7 @@ import numpy as np
 
 from qa import index as ix
 from qa import store
+from qa.answer import CALIBRATION
 from qa.chunk import VERSION as CHUNKER_VERSION
 from qa.chunk import chunk
 from qa.embed import Embedder
@@ -155,8 +156,8 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             conn.close()
             if report.added or report.updated or report.removed or (previous is None and report.documents):
                 manifest = {"model": embedder.name, "dimension": embedder.dimension, "chunker": chunker,
-                            "documents": report.documents, "passages": report.passages,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                            "calibration": CALIBRATION.version, "documents": report.documents,
+                            "passages": report.passages, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                 ix.publish(root, work, vectors, manifest)
                 report.published = True
         finally:

@@ -22,17 +22,19 @@ from qa import config as cfg
 from qa import index as ix
 from qa import indexer, store
 from qa import sources as src
-from qa.documents import Answer, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
+from qa.documents import Answer, Conflict, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
 from qa.embed import Embedder
 from qa.errors import DocumentNotFound, EmptyQuery, QueryTooLong
 from qa.jobs import ReindexJob
+from qa.reader import Reader, SpanReader, TransformersReader
 from qa.rerank import Reranker
 from qa.retrieve import retrieve
+from qa.scoring import normalize_answer
 
 log = logging.getLogger(__name__)
 RERANK_FIRST = 8  # passages the cross-encoder always reads
 RERANK_SURE = 4.0  # a logit this high among them is a clear match: the rest are not read
-CLOSE = 1.0  # a passage within this many logits of the top one is read for the evidence too
+CLOSE = 1.0  # a passage this close to the top one is read too; answers this close to the best may conflict
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,47 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Found:
+    """A span the reader found, placed in its document: `start`/`end` are offsets inside
+    `text`, the sentence's text. `margin` is the reader's span score minus its no-answer
+    score; `rank` (margin plus the passage's relevance logit) orders spans across passages."""
+
+    document: DocumentRef
+    index: int
+    sentence: Sentence
+    text: str
+    start: int
+    end: int
+    margin: float
+    passage: PassageHit
+
+    @property
+    def span(self) -> str:
+        return self.text[self.start:self.end]
+
+    @property
+    def rank(self) -> float:
+        return self.margin + (self.passage.relevance or 0.0)
+
+
+@dataclass(frozen=True)
 class Reading:
-    """The cross-encoder's reading of a question's top passages, before deciding to answer.
+    """A question read, before deciding whether to answer.
 
     `hits` has the passages the cross-encoder read, best first, then the rest in retrieval
-    order; `best` is the best sentence of the top `answer_passages` with its document and
-    offsets (None when they hold no sentence); `signals` are what `qa.answer.confidence` weighs.
+    order; `found` the reader's spans in the top passages, best first, one a sentence;
+    `signals` what the calibration weighs for the best one; `pasted` says the question is the
+    best sentence itself, pasted to find its source (answered with the whole sentence).
     """
 
     hits: tuple[PassageHit, ...]
-    best: ans.Scored | None
-    document: DocumentRef | None
-    sentence: Sentence | None
+    found: tuple[Found, ...]
     signals: dict[str, float]
+    pasted: bool = False
+
+    @property
+    def best(self) -> Found | None:
+        return self.found[0] if self.found else None
 
 
 def distinct(hits: tuple[PassageHit, ...]) -> tuple[PassageHit, ...]:
@@ -86,6 +116,8 @@ class Pipeline:
         self.index_dir = Path(self.config["index"])
         self._embedder = embedder
         self._reranker: Reranker | None = None
+        self._reader: SpanReader | None = None
+        self.calibration = ans.CALIBRATION
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self.sources_dir = Path(self.config["sources"])
@@ -98,6 +130,15 @@ class Pipeline:
             if self._reranker is None:
                 self._reranker = Reranker()
             return self._reranker
+
+    @property
+    def reader(self) -> SpanReader:
+        """The span reader (the shipped one, or the `reader` setting's folder), loaded on first use."""
+        with self._lock:
+            if self._reader is None:
+                path = self.config["reader"]
+                self._reader = TransformersReader(Path(path)) if path else Reader()
+            return self._reader
 
     @property
     def embedder(self) -> Embedder:
@@ -127,6 +168,10 @@ class Pipeline:
                 gen = ix.current(self.index_dir, self.config["model"])
                 self._snapshot = Snapshot(gen, ix.load_vectors(gen))
                 log.info("serving generation %s", gen.path.name)
+                if gen.manifest.get("calibration") != self.calibration.version:
+                    log.warning("the index was built with calibration %s, this Footnote answers with %s: "
+                                "answer confidences may be off until `qa index --rebuild`",
+                                gen.manifest.get("calibration"), self.calibration.version)
             return self._snapshot
 
     def connect(self, snap: Snapshot | None = None):
@@ -152,7 +197,7 @@ class Pipeline:
         """
         q = self.check_question(question)
         snap = self.snapshot()
-        embedder, reranker = self.embedder, self.reranker  # loaded before the clock starts
+        embedder, reranker, _ = self.embedder, self.reranker, self.reader  # loaded before the clock starts
         t0 = time.perf_counter()
         conn = self.connect(snap)
         try:
@@ -167,8 +212,8 @@ class Pipeline:
         return Result(q, answer, reading.hits[: self.config["top_k"]], timings)
 
     def read(self, question: str) -> Reading:
-        """Retrieve and read a question without deciding whether to answer: the abstention signals
-        for the best sentence, which `scripts/calibrate.py` fits the abstention weights on."""
+        """Retrieve and read a question without deciding whether to answer: the spans and the
+        abstention signals of the best, which `scripts/calibrate.py` fits the calibration on."""
         q = self.check_question(question)
         snap = self.snapshot()
         conn = self.connect(snap)
@@ -205,61 +250,96 @@ class Pipeline:
         return distinct(tuple(read) + hits[len(scores):])
 
     def _read(self, conn, reranker: Reranker, question: str, hits: tuple[PassageHit, ...], rows) -> Reading:
-        """Rerank the passages, then read the sentences of the top one with the cross-encoder to
-        choose the evidence sentence; and of the next ones (up to `answer_passages`) while they
-        score within CLOSE of it.
+        """Rerank the passages, then let the span reader read the top `answer_passages` of them
+        (and the next while within CLOSE of the top one) in windows of whole sentences.
 
-        Two near-equal passages are where a whole-passage score can be wrong about which holds
-        the answer ("station 3-5" against one full of "5-3" and "5-5"); their sentences then
-        compete. On the public SQuAD files this reads 1.1 passages a question on average and
-        picks the answer sentence as often or slightly more often (+0.1 and +0.8 points) than
-        reading the top passage alone."""
+        The evidence is the sentence that holds the best span, so an answer in the sentence
+        after the one that repeats the question's words is found where it is. A question that
+        is one of those sentences, pasted, is answered with that sentence and not read."""
         hits = self._rerank(reranker, question, hits)
-        cands: list[ans.Candidate] = []
-        info = {}
-        for rank, hit in enumerate(hits[: self.config["answer_passages"]]):
-            if rank and (hit.relevance is None or (hits[0].relevance or 0.0) - hit.relevance > CLOSE):
-                break
-            row = rows[hit.id]
-            for idx, sent, text in store.sentences(conn, hit.document.id, row["first_sentence"], row["last_sentence"]):
-                key = (hit.document.id, idx)
-                if key not in info:
-                    cands.append(ans.Candidate(key, text, rank, hit.relevance or 0.0))
-                    info[key] = (hit.document, sent)
-        if not cands:
-            return Reading(hits, None, None, None, {})
-        # Each sentence is read after its document's title, which names the topic a sentence in
-        # the middle of an article leaves implicit: on the public SQuAD 2.0 subset the answer
-        # sentence of the right passage is picked 0.90 of the time this way, 0.875 without.
-        titled = [f"{info[c.key][0].title}. {c.text}" if info[c.key][0].title else c.text for c in cands]
-        best = ans.rank_sentences(question, cands, reranker.score(question, titled))[0]
-        top = hits[best.passage_rank]
-        [(_, _, lead)] = store.sentences(conn, top.document.id, 0, 0)
-        signals = ans.evidence_signals(question, best.text, best.relevance, top.text, best.passage_relevance,
-                                       f"{top.document.title} {lead}")
-        return Reading(hits, best, *info[best.key], signals)
+        n = self.config["answer_passages"]
+        top = hits[0].relevance if hits and hits[0].relevance is not None else 0.0
+        read = [h for rank, h in enumerate(hits[:n + 1])
+                if rank < n or (h.relevance is not None and top - h.relevance <= CLOSE)]
+        sentences = {(p, idx): (hit, sent, text) for p, hit in enumerate(read) for idx, sent, text in
+                     store.sentences(conn, hit.document.id, rows[hit.id]["first_sentence"],
+                                     rows[hit.id]["last_sentence"])}
+        for (_, idx), (hit, sent, text) in sentences.items():
+            if ans.pasted(question, text):
+                found = Found(hit.document, idx, sent, text, 0, len(text), 0.0, hit)
+                return Reading(hits, (found,), self._signals(conn, reranker, question, found), pasted=True)
+        reader = self.reader
+        windows = []
+        for p in range(len(read)):
+            keys = [k for k in sentences if k[0] == p]
+            windows += reader.tokens.windows(question, [sentences[k][2] for k in keys], keys)
+        by_sentence: dict[tuple[str, int], Found] = {}
+        for span in reader.read(question, windows):
+            hit, sent, text = sentences[span.key]
+            found = Found(hit.document, span.key[1], sent, text, span.start, span.end, span.margin, hit)
+            key = (hit.document.id, found.index)
+            if key not in by_sentence or found.rank > by_sentence[key].rank:
+                by_sentence[key] = found
+        ranked = tuple(sorted(by_sentence.values(), key=lambda f: -f.rank))
+        if not ranked:
+            return Reading(hits, (), {})
+        return Reading(hits, ranked, self._signals(conn, reranker, question, ranked[0]))
+
+    @staticmethod
+    def _signals(conn, reranker: Reranker, question: str, found: Found) -> dict[str, float]:
+        """The abstention signals of a span: its sentence read by the cross-encoder after the
+        document's title (which names the topic a sentence mid-article leaves implicit), its
+        passage's relevance, the reader's margin, and the question's words the text lacks."""
+        doc = found.document
+        titled = f"{doc.title}. {found.text}" if doc.title else found.text
+        [(_, _, lead)] = store.sentences(conn, doc.id, 0, 0)
+        return ans.evidence_signals(question, found.text, float(reranker.score(question, [titled])[0]),
+                                    found.passage.text, found.passage.relevance or 0.0, f"{doc.title} {lead}",
+                                    margin=found.margin)
 
     def _answer(self, conn, question: str, reading: Reading) -> Answer | None:
-        """The answer from the best sentence, or None when confidence is below `min_support`."""
-        best, doc, sent = reading.best, reading.document, reading.sentence
-        if best is None or doc is None or sent is None:
+        """The best span as the answer, or None when its confidence is below `min_support`.
+
+        `evidence[0]` is the sentence holding the span; when that sentence leans on the one
+        before ("It was ...", "The same month, ..."), that one follows with `context` set."""
+        best = reading.best
+        if best is None:
             return None
-        score = ans.confidence(reading.signals)
+        score = 1.0 if reading.pasted else self.calibration.confidence(reading.signals)
         if score < self.config["min_support"]:
             return None
-        keys = [best.key]
-        if ans.needs_previous(best.text) and best.key[1] > 0:
-            keys.insert(0, (best.key[0], best.key[1] - 1))
-        evidence = tuple(self._evidence(conn, doc, k[1], score) for k in keys)
-        span = ans.short_span(question, best.text)
-        start, end = (sent.start + span[0], sent.start + span[1]) if span else (sent.start, sent.end)
-        text = best.text[span[0]:span[1]] if span else best.text
-        return Answer(text, score, evidence, start, end)
+        evidence = [self._evidence(conn, best.document, best.index, score)]
+        if not reading.pasted and best.index > 0 and ans.needs_previous(best.text):
+            evidence.append(self._evidence(conn, best.document, best.index - 1, score, context=True))
+        start = best.sentence.start + best.start
+        return Answer(best.span, score, tuple(evidence), start, start + len(best.span),
+                      self._conflicts(conn, question, reading))
 
-    def _evidence(self, conn, doc, idx: int, score: float) -> Evidence:
+    def _conflicts(self, conn, question: str, reading: Reading) -> tuple[Conflict, ...]:
+        """Spans of other documents that disagree with the best one: of the same kind (date,
+        number, name), different after SQuAD normalisation, within CLOSE of its reader margin
+        and themselves above `min_support`."""
+        best = reading.best
+        kind = ans.span_kind(best.span) if best and not reading.pasted else None
+        if kind is None:
+            return ()
+        seen, out = {normalize_answer(best.span)}, []
+        for f in reading.found[1:]:
+            if (f.document.id == best.document.id or abs(best.margin - f.margin) > CLOSE
+                    or ans.span_kind(f.span) != kind or normalize_answer(f.span) in seen):
+                continue
+            score = self.calibration.confidence(self._signals(conn, self.reranker, question, f))
+            if score >= self.config["min_support"]:
+                seen.add(normalize_answer(f.span))
+                start = f.sentence.start + f.start
+                out.append(Conflict(f.span, score, (self._evidence(conn, f.document, f.index, score),),
+                                    start, start + len(f.span)))
+        return tuple(out)
+
+    def _evidence(self, conn, doc, idx: int, score: float, context: bool = False) -> Evidence:
         [(_, sent, text)] = store.sentences(conn, doc.id, idx, idx)
         notes = tuple(Footnote(c.marker, c.locator, ref) for c, ref in store.citations(conn, doc.id, [idx]))
-        return Evidence(text, doc, sent.start, sent.end, notes, score, sent.page, sent.section)
+        return Evidence(text, doc, sent.start, sent.end, notes, score, sent.page, sent.section, context)
 
     def add_source(self, filename: str, data: bytes) -> str:
         """Store an uploaded file in the source folder after checking it parses; returns its path.

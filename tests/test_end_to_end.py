@@ -21,7 +21,7 @@ def evidence_footnotes(result) -> list[tuple[str, str | None, object]]:
 def test_fujian_question_has_marker_1_page_13_and_no_reference(pipeline: Pipeline):
     r = pipeline.ask("When did the Fujian Media Group create an ICC?")
     assert r.answered
-    ev = r.answer.evidence[-1]
+    ev = r.answer.evidence[0]
     assert ev.sentence.startswith("In July 2023, the Fujian Media Group created an ICC")
     assert evidence_footnotes(r) == [("1", "13", None)]
     assert r.answer.text == "July 2023"
@@ -43,7 +43,7 @@ def test_right_sentence_and_footnotes(pipeline: Pipeline, question, sentence_sta
 
 def test_resolved_reference_carries_text_and_fields(pipeline: Pipeline):
     r = pipeline.ask("When was the Point Morrow lighthouse first lit?")
-    ref = r.answer.evidence[-1].footnotes[0].reference
+    ref = r.answer.evidence[0].footnotes[0].reference
     assert ref.text == 'Lindqvist, Ada (1901). "Forty Years at Point Morrow". Coast Review. https://example.org/coast-review/1901'
     assert ref.fields["url"] == "https://example.org/coast-review/1901"
     assert r.answer.text == "12 March 1871"
@@ -52,13 +52,13 @@ def test_resolved_reference_carries_text_and_fields(pipeline: Pipeline):
 def test_pasted_statement_finds_its_sentence(pipeline: Pipeline):
     claim = "The GWICC subsequently partnered with Agência Brasil and also set up a liaison station in Milan."
     r = pipeline.ask(claim)
-    assert r.answer.evidence[-1].sentence == claim
+    assert r.answer.evidence[0].sentence == claim
     assert evidence_footnotes(r) == [("1", "18", None)]
 
 
 def test_sentence_without_marker_cites_document_and_position(pipeline: Pipeline):
     r = pipeline.ask("Who catalogued the Point Morrow logbooks in 1999?")
-    ev = r.answer.evidence[-1]
+    ev = r.answer.evidence[0]
     assert ev.sentence.startswith("Dr. Paul Okafor") and ev.footnotes == ()
     assert ev.document.title == "Lighthouses of the Farallon coast" and ev.end > ev.start
 
@@ -78,7 +78,7 @@ def test_offsets_are_exact_for_every_evidence(pipeline: Pipeline):
             text = pipeline.document(ev.document.id)["text"]
             assert text[ev.start:ev.end] == ev.sentence
         if r.answer:
-            doc_text = pipeline.document(r.answer.evidence[-1].document.id)["text"]
+            doc_text = pipeline.document(r.answer.evidence[0].document.id)["text"]
             assert doc_text[r.answer.start:r.answer.end] == r.answer.text
         for p in r.passages:
             assert pipeline.document(p.document.id)["text"][p.start:p.end] == p.text
@@ -191,7 +191,7 @@ def test_bad_files_are_reported_and_the_rest_indexed(tmp_path: Path, embedder):
     assert "too large" in failed["huge.txt"]
     assert "unsupported format" in failed["notes.docx"] and ".md" in failed["notes.docx"]
     latin = make_pipeline(tmp_path / "idx", embedder).ask("How many cafés opened in Lyon in 2019?")
-    assert "Café owners in Lyon" in latin.answer.evidence[-1].sentence
+    assert "Café owners in Lyon" in latin.answer.evidence[0].sentence
 
 
 def test_strict_makes_skipped_files_an_error(tmp_path: Path):

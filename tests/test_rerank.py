@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import CONFIDENCE_WEIGHTS, Candidate, confidence, evidence_signals, rank_sentences, verbatim_codes
+from qa.answer import CALIBRATION, evidence_signals
 from qa.documents import DocumentRef, PassageHit
 from qa.errors import ConfigError
 from qa.pipeline import CLOSE, RERANK_FIRST, RERANK_SURE, distinct
@@ -60,9 +60,9 @@ def test_evidence_signals_by_hand():
     passage = "The lamp was lit in 1871 by Ada Lindqvist."
     sentence = passage
     # content words: ada lindqvist light point morrow lamp 1871; the passage has ada lindqvist lamp 1871
-    alone = evidence_signals(q, sentence, 2.0, passage, 5.0)
-    assert alone == {"relevance": 2.0, "passage_relevance": 5.0, "missing_names": 2.0, "missing_numbers": 0.0,
-                     "near_miss": 0.0, "negation": 0.0}  # 3 of 7 content words missing: not near
+    alone = evidence_signals(q, sentence, 2.0, passage, 5.0, margin=1.5)
+    assert alone == {"margin": 1.5, "relevance": 2.0, "passage_relevance": 5.0, "missing_names": 2.0,
+                     "missing_numbers": 0.0, "near_miss": 0.0, "negation": 0.0}  # 3 of 7 words missing: not near
     placed = evidence_signals(q, sentence, 2.0, passage, 5.0, context="Point Morrow lighthouse")
     assert (placed["missing_names"], placed["near_miss"]) == (0.0, 1.0)  # only "light" missing
     whole = evidence_signals(q, sentence, 2.0, passage, 5.0, context="Point Morrow lighthouse light")
@@ -81,42 +81,24 @@ def test_a_negated_question_against_a_plain_sentence_is_flagged(question, senten
     assert evidence_signals(question, sentence, 2.0, sentence, 2.0)["negation"] == flag
 
 
-def test_confidence_rises_with_relevance_and_falls_with_missing_names_and_negation():
-    q = "When did Ada Lindqvist light the Point Morrow lamp?"
+def test_confidence_rises_with_the_readers_margin_and_falls_with_a_missing_number():
+    q = "When did Ada Lindqvist light the Point Morrow lamp in 1871?"
     passage = "The lamp was lit in 1871 by Ada Lindqvist."
     ctx = "Point Morrow lighthouse"
-    def conf(relevance: float, context: str = "", question: str = q) -> float:
-        return confidence(evidence_signals(question, passage, relevance, passage, relevance, context))
 
-    assert 0 < conf(-5.0, ctx) < conf(5.0, ctx) < 1
-    assert conf(5.0) < conf(5.0, ctx)
-    assert conf(5.0, ctx, "When did Ada Lindqvist not light the Point Morrow lamp?") < conf(5.0, ctx)
+    def conf(margin: float, question: str = q) -> float:
+        return CALIBRATION.confidence(evidence_signals(question, passage, 3.0, passage, 3.0, ctx, margin=margin))
 
-
-def test_a_sentence_of_a_clearly_better_passage_wins():
-    cands = [Candidate(("d", 0), "weak passage's lookalike", 1, -4.0),
-             Candidate(("e", 3), "strong passage's sentence", 0, 6.0),
-             Candidate(("e", 4), "strong passage's other sentence", 0, 6.0)]
-    ranked = rank_sentences("Which sentence?", cands, np.array([3.0, 1.0, -2.0]))
-    assert [s.key for s in ranked] == [("e", 3), ("e", 4), ("d", 0)]
-    assert (ranked[0].relevance, ranked[0].passage_relevance) == (1.0, 6.0)
-
-
-def test_numbers_and_codes_held_verbatim_count():
-    q = "How much rain did station 3-5 measure in week 5 of 1871?"
-    assert verbatim_codes(q, "Station 3-5 measured 26 mm in week 5 of 1871.") == 3
-    assert verbatim_codes(q, "Station 5-3 measured 38 mm in week 3 of 18715.") == 0
-    cands = [Candidate(("d", 0), "Station 5-3 measured 38 mm in week 3.", 0, 8.3),
-             Candidate(("e", 0), "Station 3-5 measured 26 mm in week 5.", 1, 7.6)]
-    assert rank_sentences(q, cands, np.array([8.6, 9.0]))[0].key == ("e", 0)
+    assert 0 < conf(-5.0) < conf(0.0) < conf(5.0) < 1
+    assert conf(2.0, q.replace("1871", "1872")) < conf(2.0)
 
 
 def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
     r = pipeline.read("When was the Point Morrow lighthouse first lit?")
-    assert r.best.text.startswith("The Point Morrow lighthouse was first lit")
-    assert r.document.id == r.hits[0].document.id
-    assert r.hits[0].start <= r.sentence.start < r.sentence.end <= r.hits[0].end
-    assert set(r.signals) == set(CONFIDENCE_WEIGHTS)
+    assert "1871" in r.best.span and r.best.text.startswith("The Point Morrow lighthouse was first lit")
+    assert r.best.document.id == r.hits[0].document.id
+    assert r.hits[0].start <= r.best.sentence.start < r.best.sentence.end <= r.hits[0].end
+    assert set(r.signals) == set(CALIBRATION.weights)
     read = [h.relevance for h in r.hits if h.relevance is not None]
     assert read == sorted(read, reverse=True) and len(read) >= min(RERANK_FIRST, len(r.hits))
     assert r.signals["passage_relevance"] == r.hits[0].relevance
@@ -174,4 +156,4 @@ def test_a_near_equal_passage_is_read_for_the_evidence_too(tmp_path: Path, embed
     assert first.hits[0].relevance - first.hits[1].relevance < CLOSE
     both = make_pipeline(tmp_path / "idx", embedder)
     r = both.ask(question)
-    assert r.answer.evidence[-1].sentence.startswith("Station 3-5 ") and "26 millimetres" in r.answer.text
+    assert r.answer.evidence[0].sentence.startswith("Station 3-5 ") and "26" in r.answer.text

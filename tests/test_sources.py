@@ -37,8 +37,8 @@ def test_upload_then_reindex_then_delete(tmp_path: Path, embedder):
     status = pipe.reindex_job.wait(120)
     assert status["state"] == "done" and status["added"] and status["total"] == 1
     r = pipe.ask("How deep do puffins dig their burrows?")
-    assert "a metre deep" in r.answer.evidence[-1].sentence
-    doc_id = r.answer.evidence[-1].document.id
+    assert "a metre deep" in r.answer.evidence[0].sentence
+    doc_id = r.answer.evidence[0].document.id
     report = pipe.delete_document(doc_id)
     assert report.removed and not (tmp_path / "sources" / "puffins.md").exists()
     assert pipe.sources() == []

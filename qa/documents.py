@@ -114,7 +114,7 @@ class Evidence:
     score: float
     page: int | None = None
     section: str | None = None
-    context: bool = False  # the sentence before the answer's, shown because the answer leans on it
+    context: bool = False  # shown beside the answer's sentence because one of the two leans on the other
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

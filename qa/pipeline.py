@@ -300,8 +300,7 @@ class Pipeline:
     def _answer(self, conn, question: str, reading: Reading) -> Answer | None:
         """The best span as the answer, or None when its confidence is below `min_support`.
 
-        `evidence[0]` is the sentence holding the span; when that sentence leans on the one
-        before ("It was ...", "The same month, ..."), that one follows with `context` set."""
+        `evidence[0]` is the sentence holding the span; context sentences follow (`_context`)."""
         best = reading.best
         if best is None:
             return None
@@ -309,11 +308,28 @@ class Pipeline:
         if score < self.config["min_support"]:
             return None
         evidence = [self._evidence(conn, best.document, best.index, score)]
-        if not reading.pasted and best.index > 0 and ans.needs_previous(best.text):
-            evidence.append(self._evidence(conn, best.document, best.index - 1, score, context=True))
+        if not reading.pasted:
+            evidence += [self._evidence(conn, best.document, i, score, context=True)
+                         for i in self._context(conn, question, best)]
         start = best.sentence.start + best.start
         return Answer(best.span, score, tuple(evidence), start, start + len(best.span),
                       self._conflicts(conn, question, reading))
+
+    @staticmethod
+    def _context(conn, question: str, best: Found) -> list[int]:
+        """Sentences shown with the answer's, flagged `context`: the one before when the answer's
+        sentence leans on it ("This forced the company ..."); and the one after when that one
+        leans on the answer's and says more of what was asked ("In June 2023, ... . The same
+        month, Shenzhen Media Group formed an ICC." for "When did Shenzhen form an ICC?")."""
+        out = []
+        if best.index > 0 and ans.needs_previous(best.text):
+            out.append(best.index - 1)
+        after = store.sentences(conn, best.document.id, best.index + 1, best.index + 1)
+        if after and ans.needs_previous(after[0][2]):
+            asked = ans.content_words(question)
+            if len(asked & ans.content_words(after[0][2])) > len(asked & ans.content_words(best.text)):
+                out.append(best.index + 1)
+        return out
 
     def _conflicts(self, conn, question: str, reading: Reading) -> tuple[Conflict, ...]:
         """Spans of other documents that disagree with the best one: of the same kind (date,

@@ -100,6 +100,11 @@ def test_one_question_scored_by_hand():
     assert (abstained.rank, abstained.answered, abstained.em) == (None, False, 0.0)
     held = score(q, _result([PassageHit(3, d1, sentence, 0.9, 100, 160)], None), "d1", (150, 300), [], 5.0)
     assert held.top_holds_answer and not held.answered
+    # the same sentence repeated in another paragraph (or document) is not the question's evidence
+    elsewhere = score(q, _result(hits, answer), "d1", (400, 500), [], 5.0)
+    assert not elsewhere.sentence_ok and elsewhere.em == 1.0
+    other_doc = score(q, _result(hits, answer), "d2", (90, 300), [], 5.0)
+    assert not other_doc.sentence_ok
 
 
 def test_clapnq_sentences_scored_by_hand():
@@ -165,11 +170,20 @@ def test_eval_end_to_end_on_tiny_clapnq(embedder):
     assert r["recall@1"] == 1.0 and r["sentence_precision"] == 1.0 and r["sentence_recall"] == 1.0
 
 
-def test_cli_eval_json_with_limit():
-    r = qa_cmd("eval", str(TINY_SQUAD), "--json", "-q", "--limit", "3")
+def test_cli_eval_json_with_limit_writes_prediction_and_evidence_files(tmp_path: Path):
+    preds, evid = tmp_path / "predictions.json", tmp_path / "evidence.json"
+    r = qa_cmd("eval", str(TINY_SQUAD), "--json", "-q", "--limit", "3", "--predictions", str(preds),
+               "--evidence", str(evid))
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report.keys() >= REPORT_KEYS and report["questions"] == 3
+    assert report["in_sample"] == []  # the calibration was not fitted on this file
+    asked = {q.id for q in sample(load(TINY_SQUAD).questions, 3)}
+    p, e = json.loads(preds.read_text()), json.loads(evid.read_text())
+    assert set(p) == set(e) == asked
+    for qid in asked:
+        assert isinstance(p[qid], str) and isinstance(e[qid], str)
+        assert (p[qid] == "") == (e[qid] == "") and p[qid] in e[qid]  # the span lies in its evidence
     table = qa_cmd("eval", str(TINY_CLAPNQ), "-q")
     assert table.returncode == 0 and "sentence_recall" in table.stdout
 

@@ -122,6 +122,15 @@ def test_an_answer_that_leans_on_the_sentence_before_shows_it_as_context(canal: 
     assert a.to_dict()["evidence"][1]["context"] is True and "context" not in a.to_dict()["evidence"][0]
 
 
+def test_a_sentence_that_leans_on_the_answers_one_is_shown_after_it(pipeline: Pipeline):
+    a = pipeline.ask("When did Shenzhen Media Group form an ICC?").answer
+    assert a is not None
+    sentences = [e.sentence for e in a.evidence]
+    assert any(s.startswith("The same month, Shenzhen Media Group formed an ICC.") for s in sentences)
+    assert any(s.startswith("In June 2023") for s in sentences)
+    assert [e.context for e in a.evidence][0] is False and all(e.context for e in a.evidence[1:])
+
+
 def test_sources_that_differ_are_listed_with_their_own_evidence(canal: Pipeline):
     a = canal.ask("When did the Harwick Bridge open?").answer
     assert a is not None
@@ -131,6 +140,16 @@ def test_sources_that_differ_are_listed_with_their_own_evidence(canal: Pipeline)
     assert c.evidence[0].document.id != a.evidence[0].document.id
     assert c.evidence[0].sentence[c.start - c.evidence[0].start:c.end - c.evidence[0].start] == c.text
     assert a.to_dict()["conflicts"][0]["text"] == c.text
+
+
+def test_the_page_shows_each_differing_source_with_its_footnotes(canal: Pipeline):
+    from web import create_app
+
+    page = create_app(test_config={"TESTING": True}, pipeline=canal).test_client().get(
+        "/", query_string={"q": "When did the Harwick Bridge open?"}).get_data(as_text=True)
+    assert "Sources differ" in page and "1887" in page and "1891" in page
+    assert page.count('class="evidence"') == 2  # the answer's sentence and the other source's
+    assert 'href="#fn-1"' in page and 'href="#fn-2"' in page  # each cited to its own document
 
 
 def test_answers_that_agree_are_no_conflict(canal: Pipeline):

@@ -128,7 +128,7 @@ def test_a_sentence_that_leans_on_the_answers_one_is_shown_after_it(pipeline: Pi
     sentences = [e.sentence for e in a.evidence]
     assert any(s.startswith("The same month, Shenzhen Media Group formed an ICC.") for s in sentences)
     assert any(s.startswith("In June 2023") for s in sentences)
-    assert [e.context for e in a.evidence][0] is False and all(e.context for e in a.evidence[1:])
+    assert a.evidence[0].context is False and all(e.context for e in a.evidence[1:])
 
 
 def test_sources_that_differ_are_listed_with_their_own_evidence(canal: Pipeline):

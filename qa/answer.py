@@ -120,7 +120,7 @@ _PROPER = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of |the |de |von |van |and )?[
 
 
 def span_kind(text: str) -> str | None:
-    """"date", "number" or "name" when the span is mostly one of those, else None: answers of
+    """The span's kind when it is mostly a date, a number or a name, else None: answers of
     different documents are only compared (`answer.conflicts`) when they are of one kind."""
     t = text.strip()
     for kind, pattern in (("date", _DATE), ("number", _NUMBER), ("name", _PROPER)):

@@ -319,15 +319,17 @@ class Pipeline:
     def _context(conn, question: str, best: Found) -> list[int]:
         """Sentences shown with the answer's, flagged `context`: the one before when the answer's
         sentence leans on it ("This forced the company ..."); and the one after when that one
-        leans on the answer's and says more of what was asked ("In June 2023, ... . The same
-        month, Shenzhen Media Group formed an ICC." for "When did Shenzhen form an ICC?")."""
+        leans on the answer's and names more of what was asked, at least half of it ("Traffic on
+        the canal fell by half. This forced the company to cut its tolls in 1851." for "Why did
+        the company cut its tolls in 1851?")."""
         out = []
         if best.index > 0 and ans.needs_previous(best.text):
             out.append(best.index - 1)
         after = store.sentences(conn, best.document.id, best.index + 1, best.index + 1)
         if after and ans.needs_previous(after[0][2]):
             asked = ans.content_words(question)
-            if len(asked & ans.content_words(after[0][2])) > len(asked & ans.content_words(best.text)):
+            named = len(asked & ans.content_words(after[0][2]))
+            if named >= 0.5 * len(asked) and named > len(asked & ans.content_words(best.text)):
                 out.append(best.index + 1)
         return out
 

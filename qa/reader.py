@@ -14,6 +14,7 @@ folder instead (the `reader` setting).
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Sequence
@@ -247,7 +248,7 @@ class TransformersReader(SpanReader):
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load a question-answering model from {folder}: {exc}") from exc
         self._torch = torch
-        self._inputs = set(self._model.forward.__code__.co_varnames)
+        self._inputs = set(inspect.signature(self._model.forward).parameters)
         self.tokens = Tokens(vocab, min(MAX_TOKENS, int(getattr(self._model.config, "max_position_embeddings", 512))))
         self._lock = threading.Lock()
 

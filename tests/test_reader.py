@@ -114,21 +114,19 @@ def test_short_answers_on_the_canal(canal: Pipeline, question: str, expected: st
 
 
 def test_an_answer_that_leans_on_the_sentence_before_shows_it_as_context(canal: Pipeline):
-    a = canal.ask("Why did the company cut its tolls in 1851?").answer
-    assert a is not None
+    a = canal.ask("What did the loss of traffic force the company to do in 1851?").answer
+    assert a is not None and "cut its tolls" in a.text
     assert a.evidence[0].sentence.startswith("This forced the company")
     assert a.evidence[1].context and a.evidence[1].sentence.startswith("Traffic on the canal fell")
     assert a.evidence[1].end < a.evidence[0].start
     assert a.to_dict()["evidence"][1]["context"] is True and "context" not in a.to_dict()["evidence"][0]
 
 
-def test_a_sentence_that_leans_on_the_answers_one_is_shown_after_it(pipeline: Pipeline):
-    a = pipeline.ask("When did Shenzhen Media Group form an ICC?").answer
+def test_the_sentence_after_is_context_when_it_names_what_was_asked(canal: Pipeline):
+    a = canal.ask("Why did the company cut its tolls in 1851?").answer
     assert a is not None
-    sentences = [e.sentence for e in a.evidence]
-    assert any(s.startswith("The same month, Shenzhen Media Group formed an ICC.") for s in sentences)
-    assert any(s.startswith("In June 2023") for s in sentences)
-    assert a.evidence[0].context is False and all(e.context for e in a.evidence[1:])
+    assert a.evidence[0].sentence.startswith("Traffic on the canal fell") and a.text in a.evidence[0].sentence
+    assert a.evidence[1].context and a.evidence[1].sentence.startswith("This forced the company")
 
 
 def test_sources_that_differ_are_listed_with_their_own_evidence(canal: Pipeline):

@@ -104,6 +104,14 @@ def evidence_signals(question: str, sentence: str, relevance: float, passage: st
     }
 
 
+def verbatim_codes(question: str, sentence: str) -> int:
+    """How many of the question's tokens with a digit ("1871", "3-5", "A320") the sentence has
+    verbatim, as whole tokens: neither the reader nor the cross-encoder reliably tells
+    "station 3-5" from "station 5-3", so each one held adds 1 to a span's rank."""
+    codes = {w for w in _WORD.findall(question) if any(ch.isdigit() for ch in w)}
+    return sum(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", sentence) is not None for w in codes)
+
+
 def needs_previous(sentence: str) -> bool:
     """A sentence that opens with a pronoun ("It operates ...") is shown with the one before it."""
     return bool(_ANAPHOR.match(sentence))

@@ -49,7 +49,9 @@ class Snapshot:
 class Found:
     """A span the reader found, placed in its document: `start`/`end` are offsets inside
     `text`, the sentence's text. `margin` is the reader's span score minus its no-answer
-    score; `rank` (margin plus the passage's relevance logit) orders spans across passages."""
+    score; `rank` orders spans across passages: the margin, plus the passage's relevance
+    logit, plus one for each of the question's numbers and codes the sentence holds verbatim
+    (`qa.answer.verbatim_codes`)."""
 
     document: DocumentRef
     index: int
@@ -59,6 +61,7 @@ class Found:
     end: int
     margin: float
     passage: PassageHit
+    codes: int = 0
 
     @property
     def span(self) -> str:
@@ -66,7 +69,7 @@ class Found:
 
     @property
     def rank(self) -> float:
-        return self.margin + (self.passage.relevance or 0.0)
+        return self.margin + (self.passage.relevance or 0.0) + self.codes
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,8 @@ class Pipeline:
         by_sentence: dict[tuple[str, int], Found] = {}
         for span in reader.read(question, windows):
             hit, sent, text = sentences[span.key]
-            found = Found(hit.document, span.key[1], sent, text, span.start, span.end, span.margin, hit)
+            found = Found(hit.document, span.key[1], sent, text, span.start, span.end, span.margin, hit,
+                          ans.verbatim_codes(question, text))
             key = (hit.document.id, found.index)
             if key not in by_sentence or found.rank > by_sentence[key].rank:
                 by_sentence[key] = found

@@ -139,31 +139,38 @@ def feed(encodings: list, width: int | None = None) -> dict[str, np.ndarray]:
     return out
 
 
-def best_span(window: Window, encoding, start_logits: np.ndarray, end_logits: np.ndarray, index: int,
-              max_answer: int = MAX_ANSWER_TOKENS) -> Span | None:
-    """The highest-scoring span of the window that lies inside one sentence, or None when the
-    window holds no context token (the question filled it)."""
+def sentence_spans(window: Window, encoding, start_logits: np.ndarray, end_logits: np.ndarray, index: int,
+                   max_answer: int = MAX_ANSWER_TOKENS) -> list[Span]:
+    """The highest-scoring span inside each sentence of the window (none when the question
+    filled the window). One a sentence, not one a window, so that what is known about a
+    sentence (the question's codes it holds verbatim) can still change which span wins."""
     ctx = [i for i, s in enumerate(encoding.sequence_ids) if s == 1]
     if not ctx:
-        return None
+        return []
     starts = window.starts()
     offsets = encoding.offsets
     sentence_of = np.searchsorted(np.array(starts), [offsets[i][0] for i in ctx], side="right") - 1
-    s = start_logits[ctx]
-    e = end_logits[ctx]
-    # scores[i, j] = s[i] + e[j] for j in i..i+max_answer-1 within one sentence
     n = len(ctx)
-    pair = s[:, None] + e[None, :]
+    pair = start_logits[ctx][:, None] + end_logits[ctx][None, :]  # pair[i, j]: span from token i to j
     i_idx, j_idx = np.indices((n, n))
     ok = (j_idx >= i_idx) & (j_idx - i_idx < max_answer) & (sentence_of[:, None] == sentence_of[None, :])
     pair = np.where(ok, pair, -np.inf)
-    flat = int(np.argmax(pair))
-    i, j = divmod(flat, n)
-    k = int(sentence_of[i])
-    a, b = offsets[ctx[i]][0] - starts[k], offsets[ctx[j]][1] - starts[k]
-    text = window.sentences[k][a:b]
     null = float(start_logits[0] + end_logits[0])
-    return Span(index, k, window.keys[k], a, b, text, float(pair[i, j]), null)
+    out = []
+    for k in np.unique(sentence_of):
+        rows = np.flatnonzero(sentence_of == k)
+        sub = pair[rows]
+        flat = int(np.argmax(sub))
+        i, j = rows[flat // n], flat % n
+        a, b = offsets[ctx[i]][0] - starts[k], offsets[ctx[j]][1] - starts[k]
+        out.append(Span(index, int(k), window.keys[k], a, b, window.sentences[k][a:b], float(pair[i, j]), null))
+    return out
+
+
+def best_span(window: Window, encoding, start_logits: np.ndarray, end_logits: np.ndarray, index: int) -> Span | None:
+    """The highest-scoring span of the window that lies inside one sentence, or None."""
+    return max(sentence_spans(window, encoding, start_logits, end_logits, index), key=lambda s: s.score,
+               default=None)
 
 
 class SpanReader:
@@ -188,14 +195,12 @@ class SpanReader:
         return out
 
     def read(self, question: str, windows: Sequence[Window]) -> list[Span]:
-        """The best span of each window (windows the question filled are left out)."""
+        """The best span of each sentence of each window, best first."""
         enc = self.tokens.encode(question, windows)
         spans = []
         for w, (window, e, (s, t)) in enumerate(zip(windows, enc, self.logits(enc), strict=True)):
-            span = best_span(window, e, s, t, w)
-            if span is not None:
-                spans.append(span)
-        return spans
+            spans += sentence_spans(window, e, s, t, w)
+        return sorted(spans, key=lambda s: -s.score)
 
 
 class Reader(SpanReader):

@@ -126,8 +126,10 @@ def summarise(outcomes: Sequence[Outcome], passages: int) -> dict:
 
 def report_table(report: dict) -> str:
     """The report of `qa eval` as an aligned table for a terminal."""
-    rows = [(k, v) for k, v in report.items() if k not in ("latency_ms", "file", "kind", "seed")]
+    rows = [(k, v) for k, v in report.items() if k not in ("latency_ms", "file", "kind", "seed", "in_sample")]
     rows += [(f"latency_ms {k}", v) for k, v in report["latency_ms"].items()]
     lines = [f"{report['file']} ({report['kind']}, seed {report['seed']})"]
     lines += [f"  {k:<22}{'-' if v is None else v:>10}" for k, v in rows]
+    if report.get("in_sample"):
+        lines.append(f"  in-sample (the calibration was fitted on this file): {', '.join(report['in_sample'])}")
     return "\n".join(lines)

@@ -109,7 +109,7 @@ def test_one_question_scored_by_hand():
 
 def test_clapnq_sentences_scored_by_hand():
     doc = DocumentRef("d1", "Copper moth", "c.txt")
-    evs = (Evidence("A", doc, 0, 60, (), 1.0), Evidence("B", doc, 61, 110, (), 1.0))
+    evs = (Evidence("B", doc, 61, 110, (), 1.0), Evidence("A", doc, 0, 60, (), 1.0, context=True))
     answer = Answer("B", 1.0, evs, 61, 110)
     q = load(TINY_CLAPNQ).questions[0]
     o = score(q, _result([PassageHit(1, doc, "t", 1.0, 0, 150)], answer), "d1", (0, 150), [(61, 110), (111, 150)], 1.0)

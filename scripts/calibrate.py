@@ -78,6 +78,10 @@ def threshold(x: np.ndarray, y: np.ndarray, answerable: np.ndarray, articles: np
     return float(np.quantile(held[answerable], 1 - share))
 
 
+def reader_sha256() -> str:
+    return hashlib.sha256((BUNDLED / "model.onnx").read_bytes()).hexdigest()
+
+
 def read_all(file: str, limit: int | None, index: str | None, cache: Path) -> list[dict]:
     """One record a question: its article, answerability, signals and what answering would score.
 
@@ -86,7 +90,7 @@ def read_all(file: str, limit: int | None, index: str | None, cache: Path) -> li
     """
     corpus = load_all([file])
     config = load(config_file=None)
-    reader_sha = hashlib.sha256((BUNDLED / "model.onnx").read_bytes()).hexdigest()[:16]
+    reader_sha = reader_sha256()[:16]
     key = hashlib.sha256(json.dumps([sha256(file), limit, reader_sha, config["answer_passages"],
                                      config["rerank_passages"], config["chunk_chars"]]).encode()).hexdigest()[:16]
     path = cache / f"readings-{key}.json"
@@ -166,7 +170,7 @@ def main() -> int:
     print("weights: " + ", ".join(f"{s} {w:.3f}" for s, w in zip(SIGNALS, weights, strict=True))
           + f"; bias {bias:.3f}; threshold {cut:.3f}")
     if args.write:
-        reader_sha = hashlib.sha256((BUNDLED / "model.onnx").read_bytes()).hexdigest()
+        reader_sha = reader_sha256()
         config = load(config_file=None)
         body = {
             "version": f"{dt.date.today():%Y%m%d}-{reader_sha[:8]}",

@@ -24,7 +24,6 @@ answering never imports it.
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime as dt
 import hashlib
 import json
@@ -33,7 +32,6 @@ import os
 import random
 import re
 import shutil
-import string
 import sys
 import time
 from pathlib import Path
@@ -44,6 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 from qa.reader import MAX_TOKENS, Tokens, Window, best_span, feed
+from qa.scoring import best_f1, exact_match
 from qa.segment import sentence_spans
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,27 +53,6 @@ OUT = ROOT / "qa" / "models" / "reader"
 
 def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
-
-
-# ---------------------------------------------------------------- SQuAD scoring (official normalisation)
-
-def normalize(s: str) -> str:
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def f1(pred: str, gold: str) -> float:
-    p, g = normalize(pred).split(), normalize(gold).split()
-    common = collections.Counter(p) & collections.Counter(g)
-    same = sum(common.values())
-    if not p or not g:
-        return float(p == g)
-    if same == 0:
-        return 0.0
-    prec, rec = same / len(p), same / len(g)
-    return 2 * prec * rec / (prec + rec)
 
 
 # ---------------------------------------------------------------- examples
@@ -102,10 +80,6 @@ def adversarial(question: str, article_text: str, rng: random.Random) -> str | N
     if m and " not " not in question:
         return question[:m.end()] + " not" + question[m.end():]
     return None
-
-
-def paragraph_sentences(context: str) -> list[tuple[int, int]]:
-    return sentence_spans(context)
 
 
 def window_around(spans: list[tuple[int, int]], tokens: list[int], keep: int, budget: int,
@@ -137,7 +111,7 @@ def build(articles: list[dict], tokens: Tokens, budget: int, neg_share: float, l
         article_text = " ".join(p["context"] for p in paras)
         split = []
         for p in paras:
-            spans = paragraph_sentences(p["context"])
+            spans = sentence_spans(p["context"])
             split.append((spans, tokens.count([p["context"][a:b] for a, b in spans])))
         for pi, p in enumerate(paras):
             ctx = p["context"]
@@ -241,8 +215,8 @@ def validate(model, tokens: Tokens, articles: list[dict], questions: int, rng: r
                     best = span
             pred = best.text if best else ""
             golds = [a["text"] for a in qa["answers"]]
-            f1s.append(max(f1(pred, g) for g in golds))
-            ems.append(max(float(normalize(pred) == normalize(g)) for g in golds))
+            f1s.append(best_f1(pred, golds))
+            ems.append(exact_match(pred, golds))
             # a no-answer check: the same question against a window of another paragraph
             if best is not None:
                 other = rng.choice(pool)[0]
@@ -301,7 +275,7 @@ def onnx_check(out: Path, articles: list[dict], questions: int, seed: int) -> di
         sents = [p["context"][a:b] for a, b in spans]
         found = reader.read(qa["question"], reader.tokens.windows(qa["question"], sents, list(range(len(sents)))))
         pred = max(found, key=lambda s: s.score).text if found else ""
-        f1s.append(max(f1(pred, a["text"]) for a in qa["answers"]))
+        f1s.append(best_f1(pred, [a["text"] for a in qa["answers"]]))
     return {"questions": len(f1s), "f1": round(float(np.mean(f1s)), 4)}
 
 

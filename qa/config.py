@@ -24,6 +24,10 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("index", "index", "Folder holding the built index."),
     Setting("model", BUNDLED_MODEL, "Sentence-transformers model: the bundled one, a name, or a local folder."),
+    Setting("encoder", "onnx-int8", "How the embedding model runs: onnx-int8 (exported once to ONNX with int8 weights, "
+                                    "no torch), onnx (float32) or torch (sentence-transformers). An existing index "
+                                    "keeps the backend it was built with until `qa index --rebuild`."),
+    Setting("encoder_threads", 0, "onnxruntime threads for the encoder (0: one per physical core)."),
     Setting("chunk_chars", 700, "Largest passage size in characters (a longer single sentence stays whole)."),
     Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages."),
     Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported."),

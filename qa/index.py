@@ -71,6 +71,11 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
     return Generation(root / name, manifest)
 
 
+def encoder_backend(manifest: dict[str, Any]) -> str:
+    """The backend that encoded a generation's passages (indexes from before backends: torch)."""
+    return manifest.get("encoder", "torch")
+
+
 def current_name(index_dir: str | os.PathLike) -> str | None:
     """Cheap check of which generation serves (the web app polls it to pick up new ones)."""
     try:

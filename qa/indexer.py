@@ -22,13 +22,16 @@ from qa import index as ix
 from qa import store
 from qa.answer import CALIBRATION
 from qa.chunk import VERSION as CHUNKER_VERSION
-from qa.chunk import chunk
+from qa.chunk import Chunk, chunk
+from qa.documents import Document
 from qa.embed import Embedder
 from qa.errors import FootnoteError, IndexMismatch, IndexNotFound
 from qa.ingest import is_supported, read_document, unsupported
+from qa.parsepool import ParsePool
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
+FLUSH = 256  # new passages encoded in one call
 SKIPPED_NAMES = {"readme.md", "readme.txt", "readme"}  # a folder's README describes it, it is no source
 
 
@@ -109,7 +112,7 @@ def _covered(path: str, roots: list[str]) -> bool:
 
 def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embedder: Embedder,
           config: dict, rebuild: bool = False, progress: Progress | None = None,
-          remove: Iterable[str] = ()) -> Report:
+          remove: Iterable[str] = (), pool: ParsePool | None = None) -> Report:
     """Bring the index up to date with the given sources and publish a new generation.
 
     Args:
@@ -121,13 +124,15 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         rebuild: ignore the existing index and start over.
         progress: called as (done, total, current path) while files are processed.
         remove: paths of documents to drop whatever the files say (`qa remove`).
+        pool: parse worker processes to use when there is more than one file to read
+            (None: a pool for this run only).
 
     Returns:
         The report; `published` is False when there was nothing to publish.
 
     Raises:
         IndexLocked: another writer holds the index.
-        IndexMismatch: the existing index uses another model (use rebuild).
+        IndexMismatch: the existing index uses another model or encoder backend (use rebuild).
     """
     t0 = time.perf_counter()
     report = Report()
@@ -135,7 +140,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     chunker = {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"],
                "version": CHUNKER_VERSION}
     with ix.writer_lock(index_dir) as root:
-        previous = None if rebuild else _previous(index_dir, embedder.name, chunker)
+        previous = None if rebuild else _previous(index_dir, embedder, chunker)
         plan = _plan(previous, files, roots, set(remove), report)
         if previous is not None and not plan.todo and not plan.removed:
             report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]
@@ -149,14 +154,20 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                 vectors = ix.new_vectors(embedder.dimension)
             else:
                 vectors = ix.load_vectors(previous)
-            _apply(conn, vectors, plan, embedder, config, report, progress)
+            one = len(plan.todo) < 2  # one file is parsed here: starting workers would cost more
+            runner = ParsePool(0) if one else pool or ParsePool()
+            try:
+                _apply(conn, vectors, plan, embedder, config, report, progress, runner)
+            finally:
+                if runner is not pool:
+                    runner.close()
             report.documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             report.passages = store.count_passages(conn)
             conn.commit()
             conn.close()
             if report.added or report.updated or report.removed or (previous is None and report.documents):
-                manifest = {"model": embedder.name, "dimension": embedder.dimension, "chunker": chunker,
-                            "calibration": CALIBRATION.version, "documents": report.documents,
+                manifest = {"model": embedder.name, "encoder": embedder.backend, "dimension": embedder.dimension,
+                            "chunker": chunker, "calibration": CALIBRATION.version, "documents": report.documents,
                             "passages": report.passages, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                 ix.publish(root, work, vectors, manifest)
                 report.published = True
@@ -167,11 +178,15 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     return report
 
 
-def _previous(index_dir, model: str, chunker: dict) -> ix.Generation | None:
+def _previous(index_dir, embedder: Embedder, chunker: dict) -> ix.Generation | None:
     try:
-        gen = ix.current(index_dir, model)
+        gen = ix.current(index_dir, embedder.name)
     except IndexNotFound:
         return None
+    if ix.encoder_backend(gen.manifest) != embedder.backend:
+        raise IndexMismatch(f"the index at {index_dir}/ was encoded with the {ix.encoder_backend(gen.manifest)} "
+                            f"backend, not {embedder.backend}; vectors of two backends do not mix: rebuild it "
+                            f"with `qa index --rebuild`")
     if gen.manifest.get("chunker") != chunker:
         raise IndexMismatch(f"the index at {index_dir}/ was chunked with {gen.manifest.get('chunker')}, the "
                             f"settings say {chunker}; rebuild it with `qa index --rebuild`")
@@ -214,37 +229,84 @@ def _plan(previous: ix.Generation | None, files: list[Path], roots: list[str], r
     return _Plan(todo, removed, old)
 
 
+def parse(path: Path, shown: str, max_bytes: int, chunk_chars: int, overlap: int) -> tuple[Document, list[Chunk]] | str:
+    """Parse and chunk one file (in a parse worker); a string is why it could not be read."""
+    try:
+        doc = read_document(path, max_bytes, shown)
+    except (FootnoteError, OSError) as exc:
+        return str(exc).removeprefix(shown + ": ")
+    return doc, chunk(doc, chunk_chars, overlap)
+
+
 def _apply(conn, vectors, plan: _Plan, embedder: Embedder, config: dict, report: Report,
-           progress: Progress | None) -> None:
+           progress: Progress | None, pool: ParsePool) -> None:
     """Parse, chunk and embed what changed, and drop what is gone, in the work copy."""
-    next_id = store.next_passage_id(conn)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    for n, (f, shown, sha) in enumerate(plan.todo):
+    batch = _Batch(conn, vectors, embedder, report)
+    jobs = ((item, (item[0], item[1], int(config["max_file_mb"] * 2**20), config["chunk_chars"],
+                    config["chunk_overlap"])) for item in plan.todo)
+    for n, ((_, shown, sha), parsed) in enumerate(pool.map(parse, jobs)):
         if progress:
             progress(n, len(plan.todo), shown)
-        try:
-            doc = read_document(f, int(config["max_file_mb"] * 2**20), shown)
-        except (FootnoteError, OSError) as exc:
-            report.failed.append((shown, str(exc).removeprefix(shown + ": ")))
+        if isinstance(parsed, (str, Exception)):
+            report.failed.append((shown, str(parsed)))
             continue  # an earlier version of this file, if any, stays indexed
-        chunks = chunk(doc, config["chunk_chars"], config["chunk_overlap"])
-        texts = [doc.text[c.start:c.end] for c in chunks]
-        old = plan.old.get(shown)
-        vecs = _vectors_for(conn, vectors, texts, sha, old, embedder, report)
-        if old:
-            _drop(conn, vectors, old[0])
-            report.updated.append(shown)
-        else:
-            report.added.append(shown)
-        ids = store.add_document(conn, document_id(shown), doc, sha, now, chunks, next_id)
-        next_id += len(ids)
-        if ids:
-            vectors.add_with_ids(vecs, np.asarray(ids, dtype="int64"))
+        batch.add(shown, sha, *parsed, plan.old.get(shown))
+    batch.flush()
     if progress:
         progress(len(plan.todo), len(plan.todo), "")
     for path in plan.removed:
         _drop(conn, vectors, plan.old[path][0])
         report.removed.append(path)
+
+
+class _Batch:
+    """Parsed documents waiting for their new passages to be encoded together.
+
+    Encoding a few hundred passages of many files in one call lets the encoder sort them by
+    length and pad little; a passage whose text is already stored (the unchanged part of an
+    edited file, a copy of a file, a text repeated in this run) reuses its vector instead.
+    """
+
+    def __init__(self, conn, vectors, embedder: Embedder, report: Report) -> None:
+        self.conn, self.vectors, self.embedder, self.report = conn, vectors, embedder, report
+        self.next_id = store.next_passage_id(conn)
+        self.now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.docs: list[tuple[str, str, Document, list[Chunk], list[str], dict[str, np.ndarray], tuple | None]] = []
+        self.missing: dict[str, None] = {}  # texts to encode, in order, once each
+        self.written: dict[bytes, int] = {}  # digest of each text written this run -> its passage id
+
+    def add(self, shown: str, sha: str, doc: Document, chunks: list[Chunk], old: tuple[str, str] | None) -> None:
+        texts = [doc.text[c.start:c.end] for c in chunks]
+        known = _reusable(self.conn, self.vectors, sha, old)
+        for t in texts:
+            if t not in known and _digest(t) not in self.written:
+                self.missing.setdefault(t)
+        self.docs.append((shown, sha, doc, chunks, texts, known, old))
+        if len(self.missing) >= FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Encode the missing texts in one call, then write the waiting documents and vectors."""
+        fresh = dict(zip(self.missing, self.embedder.encode(list(self.missing)), strict=True))
+        self.report.encoded += len(fresh)
+        for shown, sha, doc, chunks, texts, known, old in self.docs:
+            vecs = [known[t] if t in known else fresh[t] if t in fresh
+                    else self.vectors.reconstruct(self.written[_digest(t)]) for t in texts]
+            if old:
+                _drop(self.conn, self.vectors, old[0])
+                self.report.updated.append(shown)
+            else:
+                self.report.added.append(shown)
+            ids = store.add_document(self.conn, document_id(shown), doc, sha, self.now, chunks, self.next_id)
+            self.next_id += len(ids)
+            if ids:
+                self.vectors.add_with_ids(np.stack(vecs).astype("float32"), np.asarray(ids, dtype="int64"))
+            self.written.update((_digest(t), i) for t, i in zip(texts, ids, strict=True))
+        self.docs, self.missing = [], {}
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _drop(conn, vectors, doc_id: str) -> None:
@@ -253,10 +315,9 @@ def _drop(conn, vectors, doc_id: str) -> None:
         vectors.remove_ids(np.asarray(ids, dtype="int64"))
 
 
-def _vectors_for(conn, vectors, texts: list[str], sha: str, old: tuple[str, str] | None,
-                 embedder: Embedder, report: Report) -> np.ndarray:
-    """Vectors for these passage texts, reusing those stored for the same text in the previous
-    version of this file or in any stored file with the same content."""
+def _reusable(conn, vectors, sha: str, old: tuple[str, str] | None) -> dict[str, np.ndarray]:
+    """Vectors stored for the passages of the previous version of this file and of any stored
+    file with the same content, by passage text."""
     known: dict[str, np.ndarray] = {}
     donors = [r[0] for r in conn.execute("SELECT id FROM documents WHERE sha256 = ?", (sha,))]
     if old:
@@ -266,10 +327,4 @@ def _vectors_for(conn, vectors, texts: list[str], sha: str, old: tuple[str, str]
                             "JOIN documents d ON d.id = p.doc_id WHERE p.doc_id = ?", (doc_id,))
         for pid, text in rows:
             known.setdefault(text, vectors.reconstruct(int(pid)))
-    missing = [t for t in dict.fromkeys(texts) if t not in known]
-    if missing:
-        known.update(zip(missing, embedder.encode(missing), strict=True))
-        report.encoded += len(missing)
-    if not texts:
-        return np.zeros((0, embedder.dimension), dtype="float32")
-    return np.stack([known[t] for t in texts]).astype("float32")
+    return known

@@ -23,9 +23,10 @@ from qa import index as ix
 from qa import indexer, store
 from qa import sources as src
 from qa.documents import Answer, Conflict, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
-from qa.embed import Embedder
-from qa.errors import DocumentNotFound, EmptyQuery, QueryTooLong
+from qa.embed import Embedder, load_embedder
+from qa.errors import DocumentNotFound, EmptyQuery, IndexMismatch, IndexNotFound, QueryTooLong
 from qa.jobs import ReindexJob
+from qa.parsepool import ParsePool
 from qa.reader import Reader, SpanReader, TransformersReader
 from qa.rerank import Reranker
 from qa.retrieve import retrieve
@@ -117,13 +118,14 @@ class Pipeline:
     def __init__(self, config: dict[str, Any] | None = None, embedder: Embedder | None = None) -> None:
         self.config = {**cfg.load(config_file=None, environ={}), **(config or {})}
         self.index_dir = Path(self.config["index"])
-        self._embedder = embedder
+        self._embedders: dict[str, Embedder] = {embedder.backend: embedder} if embedder else {}
         self._reranker: Reranker | None = None
         self._reader: SpanReader | None = None
         self.calibration = ans.CALIBRATION
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self.sources_dir = Path(self.config["sources"])
+        self.parse_pool = ParsePool()  # started on the first run with several files, then kept
         self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
 
     @property
@@ -145,16 +147,34 @@ class Pipeline:
 
     @property
     def embedder(self) -> Embedder:
-        """The model, loaded on first use and then shared."""
+        """The model as the index was encoded with it (the `encoder` setting when there is no
+        index yet), loaded on first use and then shared: a question must be embedded by the
+        backend that embedded the passages."""
+        return self._embedder_for(self.index_backend() or self.config["encoder"])
+
+    def index_backend(self) -> str | None:
+        """The encoder backend of the serving generation (None when nothing is published)."""
+        try:
+            return ix.encoder_backend(ix.current(self.index_dir).manifest)
+        except (IndexNotFound, IndexMismatch):
+            return None
+
+    def embedder_of(self, snap: Snapshot) -> Embedder:
+        """The embedder for questions to this generation: the backend that encoded its passages."""
+        return self._embedder_for(ix.encoder_backend(snap.generation.manifest))
+
+    def _embedder_for(self, backend: str) -> Embedder:
         with self._lock:
-            if self._embedder is None:
-                self._embedder = Embedder(self.config["model"])
-            return self._embedder
+            if backend not in self._embedders:
+                self._embedders[backend] = load_embedder(self.config["model"], backend, self.config["encoder_threads"])
+            return self._embedders[backend]
 
     def index(self, paths: Iterable[str] = ("sources",), rebuild: bool = False,
               progress: indexer.Progress | None = None, remove: Iterable[str] = ()) -> indexer.Report:
-        """Build or update the index from files and folders (see `qa.indexer.build`)."""
-        return indexer.build(paths, self.index_dir, self.embedder, self.config, rebuild, progress, remove)
+        """Build or update the index from files and folders (see `qa.indexer.build`); an update
+        encodes with the index's backend, a rebuild with the `encoder` setting's."""
+        embedder = self._embedder_for(self.config["encoder"]) if rebuild else self.embedder
+        return indexer.build(paths, self.index_dir, embedder, self.config, rebuild, progress, remove, self.parse_pool)
 
     def remove(self, paths: Iterable[str]) -> indexer.Report:
         """Drop the documents indexed from these paths (the files themselves are left alone)."""
@@ -171,6 +191,11 @@ class Pipeline:
                 gen = ix.current(self.index_dir, self.config["model"])
                 self._snapshot = Snapshot(gen, ix.load_vectors(gen))
                 log.info("serving generation %s", gen.path.name)
+                backend = ix.encoder_backend(gen.manifest)
+                if backend != self.config["encoder"]:
+                    log.warning("the index at %s/ was encoded with the %s backend, the encoder setting says %s: "
+                                "questions are embedded with %s (`qa index --rebuild` switches)", self.index_dir,
+                                backend, self.config["encoder"], backend)
                 if gen.manifest.get("calibration") != self.calibration.version:
                     log.warning("the index was built with calibration %s, this Footnote answers with %s: "
                                 "answer confidences may be off until `qa index --rebuild`",
@@ -200,7 +225,7 @@ class Pipeline:
         """
         q = self.check_question(question)
         snap = self.snapshot()
-        embedder, reranker, _ = self.embedder, self.reranker, self.reader  # loaded before the clock starts
+        embedder, reranker, _ = self.embedder_of(snap), self.reranker, self.reader  # loaded before the clock starts
         t0 = time.perf_counter()
         conn = self.connect(snap)
         try:
@@ -221,7 +246,7 @@ class Pipeline:
         snap = self.snapshot()
         conn = self.connect(snap)
         try:
-            hits, rows = self._retrieve(conn, snap, self.embedder, q)
+            hits, rows = self._retrieve(conn, snap, self.embedder_of(snap), q)
             return self._read(conn, self.reranker, q, hits, rows)
         finally:
             conn.close()

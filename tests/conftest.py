@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from qa import Pipeline
-from qa.embed import Embedder
+from qa.embed import Embedder, load_embedder
 from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ SEED = ROOT / "sources" / "international-communication-centers.txt"
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real bundled model, loaded once for the whole run."""
-    return Embedder()
+    return load_embedder()
 
 
 @pytest.fixture(scope="session")

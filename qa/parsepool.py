@@ -1,0 +1,81 @@
+"""Worker processes that parse and chunk source files ahead of the encoder.
+
+Parsing is pure Python and holds the GIL; encoding runs in onnxruntime's threads. With the
+parsing in other processes the two overlap: while one batch of passages is encoded, the next
+files are being parsed. The pool persists across indexing runs of one Pipeline (`qa index
+--watch`, the web app's reindex), so its start-up is paid once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+Job = TypeVar("Job")
+AHEAD = 4  # files parsed ahead of the encoder per worker: enough to never wait, little held in memory
+
+
+def default_workers() -> int:
+    """One core stays with the encoder; at least one worker."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class ParsePool:
+    """Runs `fn(*args)` for each job in worker processes, yielding results in job order.
+
+    Args:
+        workers: processes to start on first use (0: run in this process, as for one file).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[..., Any], jobs: Iterable[tuple[Job, tuple]]) -> Iterator[tuple[Job, Any]]:
+        """Yield (job, fn(*args)) in order; a job whose worker died yields a RuntimeError as its result.
+
+        `fn` must be a module-level function (it is pickled by name) and should return its
+        failures as values: an exception escaping it is re-raised here.
+        """
+        if self.workers == 0:
+            for job, args in jobs:
+                yield job, fn(*args)
+            return
+        pending: deque[tuple[Job, tuple, Future]] = deque()
+        queue = iter(jobs)
+        for job, args in queue:
+            pending.append((job, args, self._submit(fn, args)))
+            if len(pending) >= AHEAD * self.workers:
+                break
+        while pending:
+            job, args, future = pending.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool:  # a worker was killed (out of memory, a signal): that file fails
+                log.warning("a parse worker died; starting a new pool")
+                self.close()
+                result = RuntimeError("the parser process died while reading this file")
+                pending = deque((j, a, self._submit(fn, a)) for j, a, _ in pending)
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append((nxt[0], nxt[1], self._submit(fn, nxt[1])))
+            yield job, result
+
+    def _submit(self, fn: Callable[..., Any], args: tuple) -> Future:
+        if self._pool is None:
+            # forkserver: workers start from a clean process, not a fork of one holding model threads.
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,29 +1,31 @@
 """Footnote: citation-grounded extractive question answering over your own sources.
 
-The web app and the CLI use only the names exported here.
+The web app and the CLI use only the names exported here. They are imported on first use
+(PEP 562), so `qa --help`, `qa sources` or an error message do not wait for numpy, FAISS
+and the parsers to load.
 """
 
-from qa.config import SETTINGS, load
-from qa.documents import Answer, Conflict, Evidence, Footnote, PassageHit, Reference, Result
-from qa.errors import (
-    DocumentNotFound,
-    EmptyQuery,
-    FootnoteError,
-    IndexLocked,
-    IndexMismatch,
-    IndexNotFound,
-    ParseError,
-    QueryTooLong,
-    UnsupportedFormat,
-)
-from qa.evaluate import evaluate_file
-from qa.ingest.report import inspect_file
-from qa.pipeline import Pipeline
-from qa.scoring import report_table
+from __future__ import annotations
 
-__all__ = [
-    "SETTINGS", "Answer", "Conflict", "DocumentNotFound", "EmptyQuery", "Evidence", "Footnote", "FootnoteError",
-    "IndexLocked", "IndexMismatch", "IndexNotFound", "ParseError", "PassageHit", "Pipeline", "QueryTooLong",
-    "Reference", "Result", "UnsupportedFormat", "evaluate_file", "inspect_file", "load",
-    "report_table",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "SETTINGS": "qa.config", "load": "qa.config",
+    "Answer": "qa.documents", "Conflict": "qa.documents", "Evidence": "qa.documents", "Footnote": "qa.documents",
+    "PassageHit": "qa.documents", "Reference": "qa.documents", "Result": "qa.documents",
+    "DocumentNotFound": "qa.errors", "EmptyQuery": "qa.errors", "FootnoteError": "qa.errors",
+    "IndexLocked": "qa.errors", "IndexMismatch": "qa.errors", "IndexNotFound": "qa.errors",
+    "ParseError": "qa.errors", "QueryTooLong": "qa.errors", "UnsupportedFormat": "qa.errors",
+    "evaluate_file": "qa.evaluate", "inspect_file": "qa.ingest.report", "Pipeline": "qa.pipeline",
+    "report_table": "qa.scoring",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'qa' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -12,13 +12,21 @@ import textwrap
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from qa import FootnoteError, Pipeline, Result, evaluate_file, inspect_file, load, report_table
+from typing import TYPE_CHECKING
+
+from qa.config import load
+from qa.errors import FootnoteError
+
+if TYPE_CHECKING:
+    from qa import Pipeline, Result
 
 EXIT_ERROR = 1
 EXIT_NOTHING_PUBLISHED = 2
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
+    from qa import Pipeline
+
     return Pipeline(load({"index": args.index, "model": getattr(args, "model", None),
                           "reader": getattr(args, "reader", None)}))
 
@@ -124,12 +132,47 @@ def format_result(result: Result) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    result = _pipeline(args).ask(" ".join(args.question))
+    question = " ".join(args.question)
+    result = ask_server(args.server, question, args) if args.server else _pipeline(args).ask(question)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(format_result(result))
     return 0
+
+
+def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
+    """Ask a running `qa serve` instead of loading the models here; say so on stderr when it
+    answers from another index than `--index`, or from an older generation of it."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from qa.documents import Result
+    from qa.index import current_name
+
+    address = f"{url.rstrip('/')}/api/ask?{urllib.parse.urlencode({'q': question})}"
+    request = urllib.request.Request(address, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as resp:
+            body = json.load(resp)
+    except urllib.error.HTTPError as exc:  # the server's own message (empty question, too long ...)
+        try:
+            message = json.load(exc).get("error") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise FootnoteError(f"{url} answered {exc.code}: {message}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise FootnoteError(f"cannot ask the server at {url}: {getattr(exc, 'reason', exc)}") from None
+    result = Result.from_dict(body)
+    local = os.path.abspath(load({"index": args.index})["index"])
+    if result.index and result.index != local:
+        print(f"note: {url} answers from the index at {result.index} (generation {result.generation}), "
+              f"not {local}", file=sys.stderr)
+    elif result.generation and current_name(local) not in (None, result.generation):
+        print(f"note: {url} answered from generation {result.generation}; {local} now serves "
+              f"{current_name(local)} (the server switches on its next question)", file=sys.stderr)
+    return result
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
@@ -171,6 +214,8 @@ def format_inspection(report: dict) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from qa import inspect_file
+
     config = load()
     report = inspect_file(args.file, int(config["max_file_mb"] * 2**20), args.format)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_inspection(report))
@@ -188,6 +233,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from qa import evaluate_file, report_table
 
     bar = tqdm(total=0, unit="q", disable=args.quiet or None, file=sys.stderr)
 
@@ -239,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="ask a question (or paste a statement to find its source)")
     p.add_argument("question", nargs="+")
     p.add_argument("--json", action="store_true", help="print the JSON answer object")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="ask a running `qa serve` at this address (e.g. http://127.0.0.1:5000) instead of "
+                        "loading the models here; the same output")
     common(p)
     p.set_defaults(func=cmd_ask)
 

@@ -36,6 +36,11 @@ class Reference:
             out["resolved"] = self.resolved
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Reference:
+        fields = {k: v for k, v in d.items() if k not in ("key", "text", "resolved")}
+        return cls(d["key"], d["text"], fields, d.get("resolved"))
+
 
 @dataclass(frozen=True)
 class Citation:
@@ -85,6 +90,10 @@ class DocumentRef:
         out.update({k: v for k, v in self.meta.items() if k in ("url", "author", "date", "license")})
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DocumentRef:
+        return cls(d["id"], d["title"], d["path"], {k: v for k, v in d.items() if k not in ("id", "title", "path")})
+
 
 @dataclass(frozen=True)
 class Footnote:
@@ -100,6 +109,10 @@ class Footnote:
             "locator": self.locator,
             "reference": self.reference.to_dict() if self.reference else None,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Footnote:
+        return cls(d["marker"], d["locator"], Reference.from_dict(d["reference"]) if d["reference"] else None)
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,12 @@ class Evidence:
             out["context"] = True
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Evidence:
+        return cls(d["sentence"], DocumentRef.from_dict(d["document"]), d["start"], d["end"],
+                   tuple(Footnote.from_dict(f) for f in d["footnotes"]), d["score"], d.get("page"),
+                   d.get("section"), d.get("context", False))
+
 
 @dataclass(frozen=True)
 class Conflict:
@@ -148,6 +167,10 @@ class Conflict:
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "score": round(self.score, 4), "start": self.start, "end": self.end,
                 "evidence": [e.to_dict() for e in self.evidence]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Conflict:
+        return cls(d["text"], d["score"], tuple(Evidence.from_dict(e) for e in d["evidence"]), d["start"], d["end"])
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,11 @@ class Answer:
             "evidence": [e.to_dict() for e in self.evidence],
             "conflicts": [c.to_dict() for c in self.conflicts],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Answer:
+        return cls(d["text"], d["score"], tuple(Evidence.from_dict(e) for e in d["evidence"]), d["start"], d["end"],
+                   tuple(Conflict.from_dict(c) for c in d.get("conflicts", [])))
 
 
 @dataclass(frozen=True)
@@ -197,15 +225,26 @@ class PassageHit:
             "end": self.end,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PassageHit:
+        return cls(d["id"], DocumentRef.from_dict(d["document"]), d["text"], d["score"], d["start"], d["end"],
+                   d.get("relevance"))
+
 
 @dataclass(frozen=True)
 class Result:
-    """What `ask` returns: an answer or an abstention, the closest passages, and timings."""
+    """What `ask` returns: an answer or an abstention, the closest passages, and timings.
+
+    `index` and `generation` say what answered (the index folder, absolute, and the name of
+    its serving generation), so a client of `qa serve` can tell which index it asked.
+    """
 
     question: str
     answer: Answer | None
     passages: tuple[PassageHit, ...]
     timings_ms: dict[str, float]
+    index: str = ""
+    generation: str = ""
 
     @property
     def answered(self) -> bool:
@@ -218,5 +257,14 @@ class Result:
             "answer": self.answer.to_dict() if self.answer else None,
             "passages": [p.to_dict() for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "index": {"path": self.index, "generation": self.generation},
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """The object `to_dict` made (what `qa ask --server` reads back from `/api/ask`)."""
+        where = d.get("index") or {}
+        return cls(d["question"], Answer.from_dict(d["answer"]) if d["answer"] else None,
+                   tuple(PassageHit.from_dict(p) for p in d["passages"]), d["timings_ms"],
+                   where.get("path", ""), where.get("generation", ""))
 

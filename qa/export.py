@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from qa.errors import ConfigError
@@ -145,7 +146,8 @@ def _export(folder: Path, work: Path, quantized: bool) -> dict:
     dummy = st.tokenizer(["an example", "a second, longer example sentence"], padding=True, return_tensors="pt")
     fp32 = work / ("fp32.onnx" if quantized else "model.onnx")
     axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape checks that are constant for this graph
         torch.onnx.export(Graph(), tuple(dummy[n] for n in names), str(fp32), input_names=names,
                           output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
     if quantized:

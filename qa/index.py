@@ -84,9 +84,15 @@ def current_name(index_dir: str | os.PathLike) -> str | None:
         return None
 
 
-def load_vectors(gen: Generation) -> faiss.Index:
-    """Read the FAISS half and check it agrees with the store (same number of passages)."""
-    index = faiss.read_index(str(gen.faiss_path))
+def load_vectors(gen: Generation, mapped: bool = False) -> faiss.Index:
+    """Read the FAISS half and check it agrees with the store (same number of passages).
+
+    `mapped` maps the file into memory read-only instead of reading it (for searching: a
+    cold start does not wait for the whole file, and processes serving one generation share
+    its pages); a writer reads its own copy to change.
+    """
+    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
+    index = faiss.read_index(str(gen.faiss_path), flags)
     conn = store.connect(str(gen.store_path), readonly=True)
     try:
         count = store.count_passages(conn)

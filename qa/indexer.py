@@ -22,12 +22,12 @@ from qa import index as ix
 from qa import store
 from qa.answer import CALIBRATION
 from qa.chunk import VERSION as CHUNKER_VERSION
-from qa.chunk import Chunk, chunk
+from qa.chunk import Chunk
 from qa.documents import Document
 from qa.embed import Embedder
-from qa.errors import FootnoteError, IndexMismatch, IndexNotFound
-from qa.ingest import is_supported, read_document, unsupported
-from qa.parsepool import ParsePool
+from qa.errors import IndexMismatch, IndexNotFound
+from qa.ingest import is_supported, unsupported
+from qa.parsepool import ParsePool, parse_file, shared
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -125,7 +125,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         progress: called as (done, total, current path) while files are processed.
         remove: paths of documents to drop whatever the files say (`qa remove`).
         pool: parse worker processes to use when there is more than one file to read
-            (None: a pool for this run only).
+            (None: the process-wide pool, `qa.parsepool.shared()`).
 
     Returns:
         The report; `published` is False when there was nothing to publish.
@@ -155,12 +155,8 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             else:
                 vectors = ix.load_vectors(previous)
             one = len(plan.todo) < 2  # one file is parsed here: starting workers would cost more
-            runner = ParsePool(0) if one else pool or ParsePool()
-            try:
-                _apply(conn, vectors, plan, embedder, config, report, progress, runner)
-            finally:
-                if runner is not pool:
-                    runner.close()
+            runner = ParsePool(0) if one else pool or shared()
+            _apply(conn, vectors, plan, embedder, config, report, progress, runner)
             report.documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             report.passages = store.count_passages(conn)
             conn.commit()
@@ -229,22 +225,13 @@ def _plan(previous: ix.Generation | None, files: list[Path], roots: list[str], r
     return _Plan(todo, removed, old)
 
 
-def parse(path: Path, shown: str, max_bytes: int, chunk_chars: int, overlap: int) -> tuple[Document, list[Chunk]] | str:
-    """Parse and chunk one file (in a parse worker); a string is why it could not be read."""
-    try:
-        doc = read_document(path, max_bytes, shown)
-    except (FootnoteError, OSError) as exc:
-        return str(exc).removeprefix(shown + ": ")
-    return doc, chunk(doc, chunk_chars, overlap)
-
-
 def _apply(conn, vectors, plan: _Plan, embedder: Embedder, config: dict, report: Report,
            progress: Progress | None, pool: ParsePool) -> None:
     """Parse, chunk and embed what changed, and drop what is gone, in the work copy."""
     batch = _Batch(conn, vectors, embedder, report)
     jobs = ((item, (item[0], item[1], int(config["max_file_mb"] * 2**20), config["chunk_chars"],
                     config["chunk_overlap"])) for item in plan.todo)
-    for n, ((_, shown, sha), parsed) in enumerate(pool.map(parse, jobs)):
+    for n, ((_, shown, sha), parsed) in enumerate(pool.map(parse_file, jobs)):
         if progress:
             progress(n, len(plan.todo), shown)
         if isinstance(parsed, (str, Exception)):

@@ -2,8 +2,9 @@
 
 Parsing is pure Python and holds the GIL; encoding runs in onnxruntime's threads. With the
 parsing in other processes the two overlap: while one batch of passages is encoded, the next
-files are being parsed. The pool persists across indexing runs of one Pipeline (`qa index
---watch`, the web app's reindex), so its start-up is paid once.
+files are being parsed. One pool serves the whole process (`shared`) and persists across
+indexing runs (`qa index --watch`, the web app's reindex), so its start-up is paid once.
+Workers import only the parsers, not the models or the index.
 """
 
 from __future__ import annotations
@@ -15,11 +16,27 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
+
+from qa.chunk import Chunk, chunk
+from qa.documents import Document
+from qa.errors import FootnoteError
+from qa.ingest import read_document
 
 log = logging.getLogger(__name__)
 Job = TypeVar("Job")
 AHEAD = 4  # files parsed ahead of the encoder per worker: enough to never wait, little held in memory
+
+
+def parse_file(path: Path, shown: str, max_bytes: int, chunk_chars: int,
+               overlap: int) -> tuple[Document, list[Chunk]] | str:
+    """Parse and chunk one file (in a worker); a string is why it could not be read."""
+    try:
+        doc = read_document(path, max_bytes, shown)
+    except (FootnoteError, OSError) as exc:
+        return str(exc).removeprefix(shown + ": ")
+    return doc, chunk(doc, chunk_chars, overlap)
 
 
 def default_workers() -> int:
@@ -58,15 +75,24 @@ class ParsePool:
             job, args, future = pending.popleft()
             try:
                 result = future.result()
-            except BrokenProcessPool:  # a worker was killed (out of memory, a signal): that file fails
-                log.warning("a parse worker died; starting a new pool")
-                self.close()
-                result = RuntimeError("the parser process died while reading this file")
+            except BrokenProcessPool:  # a worker was killed (out of memory, a signal) under some job
+                result = self._alone(fn, job, args)
                 pending = deque((j, a, self._submit(fn, a)) for j, a, _ in pending)
             nxt = next(queue, None)
             if nxt is not None:
                 pending.append((nxt[0], nxt[1], self._submit(fn, nxt[1])))
             yield job, result
+
+    def _alone(self, fn: Callable[..., Any], job: Job, args: tuple) -> Any:
+        """Run a job again in a fresh pool with nothing beside it: the pool may have died under
+        another job running at the same time. If it dies again, this job killed it."""
+        self.close()
+        try:
+            return self._submit(fn, args).result()
+        except BrokenProcessPool:
+            log.warning("a parse worker died reading %s", job)
+            self.close()
+            return RuntimeError("the parser process died while reading this file")
 
     def _submit(self, fn: Callable[..., Any], args: tuple) -> Future:
         if self._pool is None:
@@ -79,3 +105,14 @@ class ParsePool:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+_SHARED: ParsePool | None = None
+
+
+def shared() -> ParsePool:
+    """The process-wide pool (its workers start on first use and stay until the process ends)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = ParsePool()
+    return _SHARED

@@ -26,7 +26,6 @@ from qa.documents import Answer, Conflict, DocumentRef, Evidence, Footnote, Pass
 from qa.embed import Embedder, load_embedder
 from qa.errors import DocumentNotFound, EmptyQuery, IndexMismatch, IndexNotFound, QueryTooLong
 from qa.jobs import ReindexJob
-from qa.parsepool import ParsePool
 from qa.reader import Reader, SpanReader, TransformersReader
 from qa.rerank import Reranker
 from qa.retrieve import retrieve
@@ -125,7 +124,6 @@ class Pipeline:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self.sources_dir = Path(self.config["sources"])
-        self.parse_pool = ParsePool()  # started on the first run with several files, then kept
         self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
 
     @property
@@ -174,7 +172,7 @@ class Pipeline:
         """Build or update the index from files and folders (see `qa.indexer.build`); an update
         encodes with the index's backend, a rebuild with the `encoder` setting's."""
         embedder = self._embedder_for(self.config["encoder"]) if rebuild else self.embedder
-        return indexer.build(paths, self.index_dir, embedder, self.config, rebuild, progress, remove, self.parse_pool)
+        return indexer.build(paths, self.index_dir, embedder, self.config, rebuild, progress, remove)
 
     def remove(self, paths: Iterable[str]) -> indexer.Report:
         """Drop the documents indexed from these paths (the files themselves are left alone)."""
@@ -189,7 +187,7 @@ class Pipeline:
         with self._lock:
             if self._snapshot is None or self._snapshot.generation.path.name != name:
                 gen = ix.current(self.index_dir, self.config["model"])
-                self._snapshot = Snapshot(gen, ix.load_vectors(gen))
+                self._snapshot = Snapshot(gen, ix.load_vectors(gen, mapped=True))
                 log.info("serving generation %s", gen.path.name)
                 backend = ix.encoder_backend(gen.manifest)
                 if backend != self.config["encoder"]:
@@ -237,7 +235,8 @@ class Pipeline:
             conn.close()
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        return Result(q, answer, reading.hits[: self.config["top_k"]], timings)
+        return Result(q, answer, reading.hits[: self.config["top_k"]], timings, str(self.index_dir.resolve()),
+                      snap.generation.path.name)
 
     def read(self, question: str) -> Reading:
         """Retrieve and read a question without deciding whether to answer: the spans and the

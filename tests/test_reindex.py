@@ -16,6 +16,7 @@ import pytest
 
 from qa import IndexLocked, Pipeline, store
 from qa import index as ix
+from qa.parsepool import ParsePool, parse_file
 from tests.conftest import ROOT, SEED, make_pipeline
 
 
@@ -215,3 +216,47 @@ def test_watch_mode_reindexes_after_a_change(tmp_path: Path):
         proc.wait(timeout=30)
     conn = store.connect(str(ix.current(tmp_path / "idx").store_path), readonly=True)
     assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 2
+
+
+def _dies_on_poison(path: Path, *rest):
+    """A parse job that kills its worker process on one file (module level: workers import it by name)."""
+    if path.name == "poison.txt":
+        os._exit(3)
+    return parse_file(path, *rest)
+
+
+def test_parse_workers_keep_order_and_survive_a_dying_worker(tmp_path: Path):
+    files = []
+    for n in range(7):
+        f = tmp_path / ("poison.txt" if n == 3 else f"doc{n}.txt")
+        f.write_text(f"Document {n} says the canal opened in {1800 + n}.\n")
+        files.append(f)
+    pool = ParsePool(2)
+    try:
+        results = list(pool.map(_dies_on_poison, [(f.name, (f, f.name, 10**6, 700, 1)) for f in files]))
+        again = list(pool.map(parse_file, [(f.name, (f, f.name, 10**6, 700, 1)) for f in files[:2]]))
+    finally:
+        pool.close()
+    assert [name for name, _ in results] == [f.name for f in files]
+    for name, got in results:
+        if name == "poison.txt":
+            assert isinstance(got, RuntimeError) and "parser process died" in str(got)
+        else:
+            doc, chunks = got
+            assert doc.path == name and chunks and str(1800 + int(name[3])) in doc.text
+    assert [doc.path for _, (doc, _) in again] == ["doc0.txt", "doc1.txt"]  # the pool works on after it
+
+
+def test_index_runs_parse_in_workers_and_in_process_alike(tmp_path: Path, embedder, corpus_dir: Path):
+    """Several files go through the worker pool, a single file is parsed in-process: same index."""
+    pooled = make_pipeline(tmp_path / "pooled", embedder)
+    assert pooled.index([str(corpus_dir)]).published
+    single = make_pipeline(tmp_path / "single", embedder)
+    for f in sorted(corpus_dir.iterdir()):
+        single.index([str(f)])
+    a, b = (store.connect(str(ix.current(p.index_dir).store_path), readonly=True) for p in (pooled, single))
+    query = "SELECT path, title, sha256, text FROM documents ORDER BY path"
+    assert [tuple(r) for r in a.execute(query)] == [tuple(r) for r in b.execute(query)]
+    query = ("SELECT d.path, p.start, p.end FROM passages p JOIN documents d ON d.id = p.doc_id "
+             "ORDER BY d.path, p.start")
+    assert [tuple(r) for r in a.execute(query)] == [tuple(r) for r in b.execute(query)]

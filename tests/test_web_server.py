@@ -89,3 +89,30 @@ def test_qa_serve_starts_waitress_on_localhost(pipeline: Pipeline, tmp_path):
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     assert f"on http://127.0.0.1:{port}/" in output
+
+
+def test_qa_ask_server_prints_what_qa_ask_prints(pipeline: Pipeline, live_server, tmp_path, capsys):
+    from qa.cli import format_result, main
+
+    def without_timing(text: str) -> str:
+        return text.rstrip().rsplit("\n", 1)[0]  # the last line is "(N ms)"
+
+    local = format_result(pipeline.ask(FUJIAN))
+    assert main(["ask", FUJIAN, "--server", live_server, "--index", str(pipeline.index_dir)]) == 0
+    out = capsys.readouterr()
+    assert without_timing(out.out) == without_timing(local) and out.err == ""
+
+    assert main(["ask", FUJIAN, "--json", "--server", live_server, "--index", str(pipeline.index_dir)]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    mine = pipeline.ask(FUJIAN).to_dict()
+    assert {**remote, "timings_ms": None} == {**mine, "timings_ms": None}
+    assert remote["index"] == {"path": str(pipeline.index_dir.resolve()),
+                               "generation": pipeline.snapshot().generation.path.name}
+
+    assert main(["ask", FUJIAN, "--server", live_server, "--index", str(tmp_path / "elsewhere")]) == 0
+    assert f"answers from the index at {pipeline.index_dir.resolve()}" in capsys.readouterr().err
+
+    assert main(["ask", " ", "--server", live_server]) == 1
+    assert "answered 400" in capsys.readouterr().err
+    assert main(["ask", FUJIAN, "--server", f"http://127.0.0.1:{free_port()}"]) == 1
+    assert "cannot ask the server" in capsys.readouterr().err

@@ -7,6 +7,7 @@ a ParseError naming the file.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,29 +15,34 @@ from pathlib import Path
 
 from qa.documents import Document
 from qa.errors import ParseError, UnsupportedFormat
-from qa.ingest import html, markdown, pdf, text, wikitext
 from qa.ingest.language import looks_english
 
 
 @dataclass(frozen=True)
 class Format:
-    """A source format: its name, its parser, and whether the parser reads bytes (PDF) or text.
+    """A source format: its name, its parser's module, and whether it reads bytes (PDF) or text.
 
     A parser is called as `parse(body, path, title, meta)`; `title` is the fallback (front
-    matter or file name) that a format with a title of its own (HTML, PDF) may replace.
+    matter or file name) that a format with a title of its own (HTML, PDF) may replace. The
+    module is imported on first use: the PDF library alone takes a tenth of a second, which a
+    question never needs.
     """
 
     name: str
-    parse: Callable[..., Document]
+    module: str
     binary: bool = False
     front_matter: bool = False
 
+    @property
+    def parse(self) -> Callable[..., Document]:
+        return importlib.import_module(f"qa.ingest.{self.module}").parse
 
-_TEXT = Format("text", text.parse, front_matter=True)
-_MARKDOWN = Format("markdown", markdown.parse, front_matter=True)
-_HTML = Format("html", html.parse)
-_WIKITEXT = Format("wikitext", wikitext.parse)
-_PDF = Format("pdf", pdf.parse, binary=True)
+
+_TEXT = Format("text", "text", front_matter=True)
+_MARKDOWN = Format("markdown", "markdown", front_matter=True)
+_HTML = Format("html", "html")
+_WIKITEXT = Format("wikitext", "wikitext")
+_PDF = Format("pdf", "pdf", binary=True)
 PARSERS: dict[str, Format] = {
     ".txt": _TEXT, ".text": _TEXT, ".md": _MARKDOWN, ".markdown": _MARKDOWN,
     ".html": _HTML, ".htm": _HTML, ".wiki": _WIKITEXT, ".wikitext": _WIKITEXT, ".mediawiki": _WIKITEXT,

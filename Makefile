@@ -68,7 +68,10 @@ lint: install-test
 clean:
 	rm -rf $(VENV) index/CURRENT index/gen-* index/.tmp-* .pytest_cache
 
+# Where people wait (qa index against the plain recipe, the encoder backends, cold qa ask, qa serve
+# ready, dense recall of each backend), then the reindex costs. Prints figures and ratios.
 bench: install
+	$(PY) scripts/bench_speed.py --file $(EVAL)/squad/squad_v2.0_dev_subset.json
 	$(PY) scripts/bench_reindex.py
 
 # Answer quality on the public SQuAD 2.0, SQuAD 1.1 and CLAPNQ files, read in place from ../shared/eval

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.batches import by_length, feed
 from qa.config import BUNDLED_MODEL
 from qa.errors import ConfigError
 
@@ -92,8 +93,7 @@ class TorchEmbedder(Embedder):
 class OnnxEmbedder(Embedder):
     """The model's ONNX export on onnxruntime, tokenised by `tokenizers`.
 
-    All texts are tokenised in one call, sorted by length and cut into batches padded only to
-    their own longest text, so a batch of short sentences does not pay for a long passage.
+    All texts are tokenised in one call, then run in batches sorted by length (`qa.batches`).
 
     Args:
         model: the model setting (the bundled model, a name or a folder).
@@ -126,20 +126,10 @@ class OnnxEmbedder(Embedder):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         enc = self._tok.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(enc[i].ids))
         out = np.zeros((len(texts), self.dimension), dtype="float32")
-        for at in range(0, len(order), BATCH):
-            part = order[at:at + BATCH]
-            width = len(enc[part[-1]].ids)
-            feed = {"input_ids": np.zeros((len(part), width), dtype="int64"),
-                    "attention_mask": np.zeros((len(part), width), dtype="int64"),
-                    "token_type_ids": np.zeros((len(part), width), dtype="int64")}
-            for row, i in enumerate(part):
-                ids = enc[i].ids
-                feed["input_ids"][row, :len(ids)] = ids
-                feed["attention_mask"][row, :len(ids)] = 1
-                feed["token_type_ids"][row, :len(ids)] = enc[i].type_ids
-            (vecs,) = self._session.run(["embedding"], {k: feed[k] for k in self._inputs})
+        for part in by_length(enc, BATCH):
+            inputs = feed([enc[i] for i in part])
+            (vecs,) = self._session.run(["embedding"], {k: inputs[k] for k in self._inputs})
             out[part] = vecs
         return out
 

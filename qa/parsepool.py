@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,6 +39,34 @@ def parse_file(path: Path, shown: str, max_bytes: int, chunk_chars: int,
     except (FootnoteError, OSError) as exc:
         return str(exc).removeprefix(shown + ": ")
     return doc, chunk(doc, chunk_chars, overlap)
+
+
+def _follow(owner: int) -> None:
+    """Worker start-up: end this worker once the process that owns the pool is gone.
+
+    A pool's workers hold their own job queue open, so when the owner is killed with -9 (as
+    `qa index` may be) nothing tells them; without this they would wait forever.
+    """
+
+    def watch() -> None:
+        while _alive(owner):
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-owner", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # killed but not yet reaped by its parent: a zombie is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def default_workers() -> int:
@@ -98,7 +128,8 @@ class ParsePool:
         if self._pool is None:
             # forkserver: workers start from a clean process, not a fork of one holding model threads.
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_follow,
+                                             initargs=(os.getpid(),))
         return self._pool.submit(fn, *args)
 
     def close(self) -> None:

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from qa.batches import by_length, feed
 from qa.errors import ConfigError
 
 MAX_TOKENS = 192  # question + window, the most the reader reads at once
 MAX_ANSWER_TOKENS = 30  # longest span considered
 QUESTION_TOKENS = 64  # a longer question (a pasted paragraph) is read by its first 64 tokens
 BUNDLED = Path(__file__).parent / "models" / "reader"
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass(frozen=True)
@@ -127,18 +127,6 @@ class Tokens:
         return question if len(e.ids) <= QUESTION_TOKENS else question[:e.offsets[QUESTION_TOKENS - 1][1]]
 
 
-def feed(encodings: list, width: int | None = None) -> dict[str, np.ndarray]:
-    """int64 model inputs for a batch of encodings, padded to the longest (or `width`)."""
-    width = width or max(len(e.ids) for e in encodings)
-    out = {name: np.zeros((len(encodings), width), dtype="int64") for name in INPUTS}
-    for row, e in enumerate(encodings):
-        n = len(e.ids)
-        out["input_ids"][row, :n] = e.ids
-        out["attention_mask"][row, :n] = 1
-        out["token_type_ids"][row, :n] = e.type_ids
-    return out
-
-
 def sentence_spans(window: Window, encoding, start_logits: np.ndarray, end_logits: np.ndarray, index: int,
                    max_answer: int = MAX_ANSWER_TOKENS) -> list[Span]:
     """The highest-scoring span inside each sentence of the window (none when the question
@@ -185,9 +173,7 @@ class SpanReader:
     def logits(self, encodings: list) -> list[tuple[np.ndarray, np.ndarray]]:
         """Start and end logits for each encoding, batched by length so little is padding."""
         out: list[Any] = [None] * len(encodings)
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        for at in range(0, len(order), self.batch):
-            part = order[at:at + self.batch]
+        for part in by_length(encodings, self.batch):
             start, end = self._run(feed([encodings[i] for i in part]))
             for row, i in enumerate(part):
                 n = len(encodings[i].ids)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.batches import by_length, feed
 from qa.errors import ConfigError
 
 BATCH = 8  # pairs a forward pass; sorted by length first, so little of each batch is padding
@@ -78,18 +79,9 @@ class Reranker:
         if not texts:
             return out
         enc = self._tok.encode_batch([(query, t) for t in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(enc[i].ids))
-        for at in range(0, len(order), BATCH):
-            part = order[at:at + BATCH]
-            width = len(enc[part[-1]].ids)
-            feed = {name: np.zeros((len(part), width), dtype="int64")
-                    for name in ("input_ids", "attention_mask", "token_type_ids")}
-            for row, i in enumerate(part):
-                e = enc[i]
-                feed["input_ids"][row, :len(e.ids)] = e.ids
-                feed["attention_mask"][row, :len(e.ids)] = 1
-                feed["token_type_ids"][row, :len(e.ids)] = e.type_ids
+        for part in by_length(enc, BATCH):
+            inputs = feed([enc[i] for i in part])
             with self._lock:  # one session run at a time keeps the cores for one batch
-                (logits,) = self._session.run(["logits"], {k: v for k, v in feed.items() if k in self._inputs})
+                (logits,) = self._session.run(["logits"], {k: v for k, v in inputs.items() if k in self._inputs})
             out[part] = logits[:, 0]
         return out

@@ -41,7 +41,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 
-from qa.reader import MAX_TOKENS, Tokens, Window, best_span, feed
+from qa.batches import feed
+from qa.reader import MAX_TOKENS, Tokens, Window, best_span
 from qa.scoring import best_f1, exact_match
 from qa.segment import sentence_spans
 
@@ -239,7 +240,8 @@ def validate(model, tokens: Tokens, articles: list[dict], questions: int, rng: r
 def export(model, tokens_path: Path, out: Path, work: Path) -> dict:
     """ONNX export, int8 dynamic per-channel quantisation; returns sizes and sha256."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from qa.export import quantize
 
     model.eval()
     work.mkdir(parents=True, exist_ok=True)
@@ -253,7 +255,7 @@ def export(model, tokens_path: Path, out: Path, work: Path) -> dict:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    quantize_dynamic(str(fp32), str(tmp / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    quantize(fp32, tmp / "model.onnx")
     shutil.copy(tokens_path, tmp / "tokenizer.json")
     if out.exists():
         shutil.rmtree(out)

@@ -142,9 +142,24 @@ def test_second_writer_fails_fast(tmp_path: Path, embedder):
         pipe.index([str(SEED)])
 
 
-def qa_popen(*args: str) -> subprocess.Popen:
+def qa_popen(*args: str, tag: str = "") -> subprocess.Popen:
+    """`qa` in its own process; `tag` marks its environment (and so its parse workers')."""
     return subprocess.Popen([sys.executable, "-m", "qa.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "FOOTNOTE_TEST_TAG": tag})
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes whose environment carries the tag."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"FOOTNOTE_TEST_TAG={tag}".encode() in (proc / "environ").read_bytes() \
+                    and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 def many_sources(folder: Path, n: int) -> None:
@@ -165,8 +180,9 @@ def test_kill_9_mid_run_keeps_serving_and_next_run_completes(tmp_path: Path, emb
     gen = ix.current_name(idx)
     big = tmp_path / "big"
     many_sources(big, 80)
+    tag = f"kill9-{os.getpid()}"
     for delay in (1.0, 4.0, 7.0):
-        proc = qa_popen("index", str(seed_src), str(big), "--index", str(idx), "-q")
+        proc = qa_popen("index", str(seed_src), str(big), "--index", str(idx), "-q", tag=tag)
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -176,6 +192,10 @@ def test_kill_9_mid_run_keeps_serving_and_next_run_completes(tmp_path: Path, emb
         reader = make_pipeline(idx, embedder)
         r = reader.ask("When did the Fujian Media Group create an ICC?")
         assert r.answered and ids_agree(reader)[0] == 1
+    deadline = time.monotonic() + 10
+    while tagged(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tagged(tag), "the killed run's parse workers outlived it"
     done = qa_popen("index", str(seed_src), str(big), "--index", str(idx), "-q")
     _out, err = done.communicate(timeout=600)
     assert done.returncode == 0, err

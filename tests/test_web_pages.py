@@ -107,7 +107,7 @@ def test_question_of_exactly_the_limit_is_accepted(client):
 def test_api_ask_is_the_design_contract(client, pipeline):
     body = client.get("/api/ask", query_string={"q": FUJIAN}).get_json()
     expected = pipeline.ask(FUJIAN).to_dict()
-    assert list(body) == ["question", "answered", "answer", "passages", "timings_ms"]
+    assert list(body) == ["question", "answered", "answer", "passages", "timings_ms", "index"]  # fields may be added
     body.pop("timings_ms"), expected.pop("timings_ms")
     assert body == expected
     assert body["answer"]["text"] == "July 2023"

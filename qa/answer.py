@@ -14,15 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.words import STOPWORDS
+
 CALIBRATION_FILE = Path(__file__).parent / "models" / "calibration.json"
 
-STOPWORDS = frozenset("""
-a an the of in on at to for from by with about as into over after before between under and or but
-is are was were be been being do does did has have had what which who whom whose when where why how
-that this these those it its they them their there here he she his her we our you your i me my
-not no nor so than too very can could should would will shall may might must also any all some each
-name named called one many much more most other such only own same then just
-""".split())
 _WORD = re.compile(r"[\w'’-]+", re.UNICODE)
 _ANAPHOR = re.compile(r"^(?:It|Its|They|Their|This|These|That|Those|He|She|His|Her|The same \w+|There)\b")
 

@@ -32,6 +32,8 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.merge or args.upgrade:
+        return _compact(args)
     from tqdm import tqdm
 
     pipe = _pipeline(args)
@@ -59,6 +61,22 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     print(f"watching {', '.join(paths)} for changes (Ctrl-C stops)", flush=True)
     watch(paths, reindex, interval=args.interval, since=before)
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    """`qa index --upgrade` / `--merge`: change the index's layout, never its contents."""
+    from qa import index as ix
+    from qa import indexer
+
+    folder = load({"index": args.index})["index"]
+    if args.upgrade:
+        done = ix.upgrade(folder)
+        print(f"{folder}/ now has the current layout (every vector kept)" if done else
+              f"{folder}/ already has the current layout")
+    if args.merge:
+        done = indexer.merge(folder)
+        print(f"{folder}/ merged into one segment" if done else f"{folder}/ has one segment and nothing deleted")
     return 0
 
 
@@ -275,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--watch", action="store_true", help="keep running and reindex when files change")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between checks with --watch")
+    p.add_argument("--merge", action="store_true",
+                   help="merge the index's segments into one, dropping deleted rows (nothing is encoded)")
+    p.add_argument("--upgrade", action="store_true",
+                   help="convert an index from an older Footnote to the current layout, keeping every vector")
     common(p)
     p.set_defaults(func=cmd_index)
 

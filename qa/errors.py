@@ -19,6 +19,11 @@ class IndexMismatch(FootnoteError):
     status = 503
 
 
+class IndexChanged(IndexNotFound):
+    """The generation a request was reading was replaced and its files removed meanwhile (a
+    merge right after a publish); the Pipeline asks again on the newest one."""
+
+
 class IndexLocked(FootnoteError):
     """Another process is updating the same index right now."""
 

@@ -1,35 +1,49 @@
-"""An index is a folder of generations; `CURRENT` names the one that serves.
+"""An index on disk, and its two sides: `IndexReader` for questions, `IndexWriter` for updates.
 
     index/
       CURRENT                 name of the published generation (replaced atomically)
       .lock                   held by the one process allowed to write
-      gen-<time>-<pid>/       faiss.index + store.sqlite + config.json (the manifest)
+      gen-<time>-<pid>/       config.json: the manifest (model, encoder, chunker, and the
+                              segments it serves with the documents deleted from each)
+      segments/seg-*/         immutable slices: store.sqlite + faiss.index (`qa.segments`)
 
-A writer builds a new generation beside the serving one, fsyncs it, then swaps `CURRENT`
-with os.replace: a reader sees the old generation or the new one, never half of either. A
-crash leaves a `.tmp-*` folder that the next writer removes.
+A writer adds one new segment, records what it deleted from older ones, fsyncs, writes a
+new generation's manifest and swaps `CURRENT` with os.replace: a reader sees the old
+generation or the new one, never half of either, and an update writes only what it adds.
+Merges (`IndexWriter.merge`) copy live rows of several segments into one. A crash leaves
+`.tmp-*` folders or unreferenced segments that the next writer removes; a segment is deleted
+only when no kept generation refers to it. Nothing but this module and `qa.segments` opens
+the SQLite files or the FAISS files of an index.
 """
 
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import os
 import shutil
+import sqlite3
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
+import numpy as np
 
+from qa import segments as seg
 from qa import store
-from qa.errors import IndexLocked, IndexMismatch, IndexNotFound
+from qa.chunk import Chunk
+from qa.documents import Citation, Document, Reference, Sentence
+from qa.errors import IndexChanged, IndexLocked, IndexMismatch, IndexNotFound
 
-SCHEMA_VERSION = 1
-FAISS_FILE, STORE_FILE, MANIFEST_FILE = "faiss.index", "store.sqlite", "config.json"
+SCHEMA_VERSION = 2
+MANIFEST_FILE = "config.json"
 KEEP_GENERATIONS = 2  # the serving one and its predecessor, which readers may still hold open
+MAX_SEGMENTS = 8  # more than this and the small ones are merged after a publish
+MAX_DELETED = 0.3  # a segment with this share of its passages deleted is compacted
 
 
 @dataclass(frozen=True)
@@ -40,12 +54,13 @@ class Generation:
     manifest: dict[str, Any]
 
     @property
-    def store_path(self) -> Path:
-        return self.path / STORE_FILE
+    def root(self) -> Path:
+        return self.path.parent
 
     @property
-    def faiss_path(self) -> Path:
-        return self.path / FAISS_FILE
+    def segments(self) -> list[dict[str, Any]]:
+        """[{"name": segment folder, "deleted": [document ids]}] in the order they were written."""
+        return self.manifest.get("segments", [])
 
 
 def current(index_dir: str | os.PathLike, model: str | None = None) -> Generation:
@@ -62,6 +77,9 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
     except (OSError, ValueError) as exc:
         raise IndexNotFound(f"no index at {root}/ yet; build one with `qa index --index {root}`") from exc
     rebuild = f"rebuild it with `qa index --rebuild --index {root}`"
+    if manifest.get("schema") == 1:
+        raise IndexMismatch(f"the index at {root}/ has the layout of an older Footnote (schema 1); convert it, "
+                            f"keeping every vector, with `qa index --upgrade --index {root}`")
     if manifest.get("schema") != SCHEMA_VERSION:
         raise IndexMismatch(f"the index at {root}/ has schema version {manifest.get('schema')}, this Footnote "
                             f"reads version {SCHEMA_VERSION}; {rebuild}")
@@ -84,29 +102,130 @@ def current_name(index_dir: str | os.PathLike) -> str | None:
         return None
 
 
-def load_vectors(gen: Generation, mapped: bool = False) -> faiss.Index:
-    """Read the FAISS half and check it agrees with the store (same number of passages).
-
-    `mapped` maps the file into memory read-only instead of reading it (for searching: a
-    cold start does not wait for the whole file, and processes serving one generation share
-    its pages); a writer reads its own copy to change.
-    """
-    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
-    index = faiss.read_index(str(gen.faiss_path), flags)
-    conn = store.connect(str(gen.store_path), readonly=True)
-    try:
-        count = store.count_passages(conn)
-    finally:
-        conn.close()
-    if index.ntotal != count:
-        raise IndexMismatch(f"{gen.path}: {index.ntotal} vectors but {count} passages; "
-                            f"rebuild with `qa index --rebuild`")
-    return index
+# ---------------------------------------------------------------- reading
 
 
-def new_vectors(dimension: int) -> faiss.Index:
-    """Inner product over unit vectors (cosine), keyed by passage id so deletes stay aligned."""
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+class IndexReader:
+    """A generation opened for questions: every segment's vectors mapped read-only, deleted
+    documents masked. Dense search is here (FAISS is safe to search from many threads); the
+    stores are read through a `View`, one per request (`view()`), since SQLite connections are
+    not shared between threads."""
+
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
+        self.segments = [seg.open_segment(generation.root, s["name"], s.get("deleted", ()))
+                         for s in generation.segments]
+        self._home = {doc: n for n, s in enumerate(self.segments) for doc in s.live}
+
+    @property
+    def passages(self) -> int:
+        return sum(s.passages for s in self.segments)
+
+    def dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The k passages nearest the unit vector `qvec` (id, inner product), best first."""
+        found: list[tuple[float, int]] = []
+        query = np.ascontiguousarray(qvec.reshape(1, -1), dtype="float32")
+        for s in self.segments:
+            n = min(k + len(s.deleted_ids), s.vectors.ntotal)
+            if n <= 0:
+                continue
+            scores, ids = s.vectors.search(query, n)
+            found += [(float(sc), int(i)) for sc, i in zip(scores[0], ids[0], strict=True)
+                      if i >= 0 and int(i) not in s.deleted_ids]
+        return [(i, sc) for sc, i in heapq.nlargest(k, found)]
+
+    @contextmanager
+    def view(self):
+        """A `View` of the stores for one request, closed after it."""
+        v = View(self)
+        try:
+            yield v
+        finally:
+            v.close()
+
+
+class View:
+    """Read access to a generation's stores for one request: rows by passage or document id,
+    routed to the segment that holds them, deleted documents left out."""
+
+    def __init__(self, reader: IndexReader) -> None:
+        self.reader = reader
+        self._texts: dict[str, str] = {}  # document texts fetched in this request
+        # Every segment is opened now: an open file stays readable even if a merge removes it,
+        # so only the start of a request can find a segment gone (IndexChanged).
+        self._conns: dict[int, sqlite3.Connection] = {}
+        try:
+            for n, s in enumerate(reader.segments):
+                self._conns[n] = s.connect()
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if all(s.store_path.is_file() for s in reader.segments):
+                raise
+            raise IndexChanged(f"generation {reader.generation.path.name} was replaced while being read") from exc
+
+    def _conn(self, n: int) -> sqlite3.Connection:
+        return self._conns[n]
+
+    def _home(self, doc_id: str) -> sqlite3.Connection | None:
+        n = self.reader._home.get(doc_id)
+        return None if n is None else self._conn(n)
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+    def lexical(self, question: str, k: int) -> list[tuple[int, float]]:
+        """BM25 over every segment's passages, best first (each segment scores with its own
+        statistics, close to the whole index's once merges keep the small segments few)."""
+        found: list[tuple[float, int]] = []
+        for n, s in enumerate(self.reader.segments):
+            hits = store.lexical_search(self._conn(n), question, k + len(s.deleted_ids))
+            found += [(score, pid) for pid, score in hits if pid not in s.deleted_ids]
+        return [(pid, score) for score, pid in heapq.nlargest(k, found)]
+
+    def passages(self, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
+        """Passage rows (with their document's id, title, path, meta and text) by id."""
+        wanted, out = set(ids), {}
+        for n, s in enumerate(self.reader.segments):
+            if not wanted:
+                break
+            rows = store.passages(self._conn(n), wanted - s.deleted_ids)
+            out.update(rows)
+            wanted -= rows.keys()
+        return out
+
+    def sentences(self, doc_id: str, first: int, last: int) -> list[tuple[int, Sentence, str]]:
+        """Sentences `first..last` of a document with their text."""
+        conn = self._home(doc_id)
+        if conn is None:
+            return []
+        if doc_id not in self._texts:
+            self._texts[doc_id] = store.document_text(conn, doc_id)
+        return store.sentences(conn, doc_id, first, last, self._texts[doc_id])
+
+    def citations(self, doc_id: str, sentence_ids: Iterable[int] | None = None
+                  ) -> list[tuple[Citation, Reference | None]]:
+        conn = self._home(doc_id)
+        return store.citations(conn, doc_id, sentence_ids) if conn else []
+
+    def references(self, doc_id: str) -> list[Reference]:
+        conn = self._home(doc_id)
+        return store.references(conn, doc_id) if conn else []
+
+    def document(self, doc_id: str) -> store.StoredDocument | None:
+        conn = self._home(doc_id)
+        return store.document(conn, doc_id) if conn else None
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every served document with its counts, by path."""
+        out = []
+        for n, s in enumerate(self.reader.segments):
+            out += [d for d in store.documents(self._conn(n)) if d["id"] in s.live]
+        return sorted(out, key=lambda d: d["path"])
+
+
+# ---------------------------------------------------------------- writing
 
 
 @contextmanager
@@ -123,51 +242,212 @@ def writer_lock(index_dir: str | os.PathLike):
         yield root
 
 
-def start_generation(root: Path, previous: Generation | None) -> Path:
-    """A fresh work folder, seeded with a copy of the previous generation when there is one."""
-    work = root / f".tmp-gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    if previous is not None:
-        shutil.copytree(previous.path, work)
-    else:
-        work.mkdir()
-    return work
+class IndexWriter:
+    """Changes to an index, published as one new generation (call under `writer_lock`).
+
+    Added documents go into one new segment; removed or replaced ones are tombstoned in the
+    segment that holds them. `publish` makes it all visible at once; until then nothing the
+    readers see has changed.
+
+    Args:
+        root: the index folder.
+        previous: the serving generation (None to start an empty index).
+        dimension: the vectors' dimension.
+    """
+
+    def __init__(self, root: Path, previous: Generation | None, dimension: int) -> None:
+        self.root, self.previous, self.dimension = root, previous, dimension
+        entries = previous.segments if previous else []
+        self.segments = [seg.open_segment(root, e["name"], e.get("deleted", ())) for e in entries]
+        self.deleted = [set(s.deleted) for s in self.segments]
+        self._home = {doc: n for n, s in enumerate(self.segments) for doc in s.live}
+        self.next_id = int(previous.manifest.get("next_passage_id", 1)) if previous else 1
+        self._new: seg.Builder | None = None
+
+    def documents(self) -> dict[str, tuple[str, str]]:
+        """Served documents as {path: (id, sha256)}."""
+        out = {}
+        for n, s in enumerate(self.segments):
+            with _closing(s.connect()) as conn:
+                out.update({r["path"]: (r["id"], r["sha256"]) for r in
+                            conn.execute("SELECT id, path, sha256 FROM documents") if r["id"] in s.live
+                            and r["id"] not in self.deleted[n]})
+        return out
+
+    def reusable(self, sha256: str, doc_id: str | None) -> dict[str, np.ndarray]:
+        """Stored vectors by passage text, of the served documents with this content hash and
+        of the document being replaced: their passages need no encoding."""
+        known: dict[str, np.ndarray] = {}
+        for s in self.segments:
+            with _closing(s.connect()) as conn:
+                donors = [r[0] for r in conn.execute("SELECT id FROM documents WHERE sha256 = ?", (sha256,))
+                          if r[0] in s.live]
+                if doc_id in s.live:
+                    donors.append(doc_id)
+                for donor in dict.fromkeys(donors):
+                    for pid, text in conn.execute("SELECT rowid, text FROM passages_fts WHERE rowid IN "
+                                                  "(SELECT id FROM passages WHERE doc_id = ?)", (donor,)):
+                        known.setdefault(text, s.vectors.reconstruct(int(pid)))
+        return known
+
+    def vector(self, passage_id: int) -> np.ndarray:
+        """A vector added in this run (to reuse for the same text in another file)."""
+        assert self._new is not None
+        return self._new.vectors.reconstruct(int(passage_id))
+
+    def add(self, doc_id: str, doc: Document, sha256: str, indexed_at: str, chunks: list[Chunk],
+            vectors: np.ndarray) -> list[int]:
+        """Add a document (its id must not be served: `remove` the old version first)."""
+        if self._new is None:
+            self._new = seg.Builder(self.root, self.dimension)
+        ids = self._new.add(doc_id, doc, sha256, indexed_at, chunks, self.next_id, vectors)
+        self.next_id += len(chunks)
+        return ids
+
+    def remove(self, doc_id: str) -> None:
+        n = self._home.pop(doc_id, None)
+        if n is not None:
+            self.deleted[n].add(doc_id)
+
+    def publish(self, manifest: dict[str, Any]) -> Generation:
+        """Write the new segment, then a generation serving it beside the kept ones, then switch."""
+        entries = [{"name": s.name, "deleted": sorted(self.deleted[n])} for n, s in enumerate(self.segments)]
+        if self._new is not None and self._new.documents:
+            entries.append({"name": self._new.finish(), "deleted": []})
+        elif self._new is not None:
+            self._new.abort()
+        self._new = None
+        docs, passages = self._counts(entries)
+        gen = _publish(self.root, {**manifest, "segments": entries, "next_passage_id": self.next_id,
+                                   "documents": docs, "passages": passages})
+        self.__init__(self.root, gen, self.dimension)  # go on from what was published
+        return gen
+
+    def _counts(self, entries: list[dict[str, Any]]) -> tuple[int, int]:
+        segs = [seg.open_segment(self.root, e["name"], e["deleted"]) for e in entries]
+        return sum(len(s.live) for s in segs), sum(s.passages for s in segs)
+
+    def abort(self) -> None:
+        if self._new is not None:
+            self._new.abort()
+            self._new = None
+
+    def merge(self, everything: bool = False) -> Generation | None:
+        """Compact after a publish: merge the segments when there are too many (all but the
+        largest) and every segment with too much deleted (or, with `everything`, all of them
+        into one). Publishes the result; None when there was nothing to merge."""
+        assert self.previous is not None and self._new is None, "merge runs on a published generation"
+        segs = self.segments
+        if everything:
+            picked = list(range(len(segs))) if len(segs) > 1 or any(s.deleted for s in segs) else []
+        else:
+            picked = [n for n, s in enumerate(segs)
+                      if s.deleted_ids and len(s.deleted_ids) >= MAX_DELETED * (s.passages + len(s.deleted_ids))]
+            if len(segs) > MAX_SEGMENTS:
+                largest = max(range(len(segs)), key=lambda n: segs[n].passages)
+                picked = sorted(set(picked) | {n for n in range(len(segs)) if n != largest})
+        if not picked:
+            return None
+        name = seg.merge(self.root, [segs[n] for n in picked], self.dimension)
+        entries = [{"name": s.name, "deleted": sorted(s.deleted)} for n, s in enumerate(segs) if n not in picked]
+        entries.append({"name": name, "deleted": []})
+        gen = _publish(self.root, {**self.previous.manifest, "segments": entries})
+        self.__init__(self.root, gen, self.dimension)
+        return gen
 
 
-def publish(root: Path, work: Path, index: faiss.Index, manifest: dict[str, Any]) -> Generation:
-    """Write vectors and manifest into `work`, make everything durable, then switch CURRENT."""
-    faiss.write_index(index, str(work / FAISS_FILE))
-    (work / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema": SCHEMA_VERSION}, indent=2))
-    for name in (FAISS_FILE, STORE_FILE, MANIFEST_FILE):
-        _fsync(work / name)
-    final = root / work.name.removeprefix(".tmp-")
-    os.rename(work, final)
-    _fsync(root)
-    pointer = root / "CURRENT.tmp"
-    pointer.write_text(final.name + "\n")
-    _fsync(pointer)
-    os.replace(pointer, root / "CURRENT")
-    _fsync(root)
-    _prune(root, keep=final.name)
-    return Generation(final, json.loads((final / MANIFEST_FILE).read_text()))
+def upgrade(index_dir: str | os.PathLike) -> Generation | None:
+    """Convert an index of the schema-1 layout (one generation folder holding `store.sqlite`
+    and `faiss.index`) into one segment, keeping every vector (`qa index --upgrade`).
+
+    The files are copied, not moved: until the new generation is published the old one serves.
+
+    Returns:
+        The new generation, or None when the index already has the current layout.
+
+    Raises:
+        IndexNotFound: there is no index; IndexMismatch: a layout this Footnote cannot convert.
+    """
+    with writer_lock(index_dir) as root:
+        try:
+            old = root / (root / "CURRENT").read_text().strip()
+            manifest = json.loads((old / MANIFEST_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise IndexNotFound(f"no index at {root}/ to upgrade") from exc
+        if manifest.get("schema") == SCHEMA_VERSION:
+            return None
+        if manifest.get("schema") != 1:
+            raise IndexMismatch(f"the index at {root}/ has schema {manifest.get('schema')}; only schema 1 can be "
+                                f"upgraded: rebuild it with `qa index --rebuild --index {root}`")
+        name = seg.new_name()
+        work = root / seg.FOLDER / f".tmp-{name}"
+        work.mkdir(parents=True)
+        for f in (seg.STORE_FILE, seg.FAISS_FILE):
+            shutil.copy2(old / f, work / f)
+        with _closing(store.connect(str(work / seg.STORE_FILE))) as conn:
+            conn.execute("CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256)")
+            last = conn.execute("SELECT max(id) FROM passages").fetchone()[0] or 0
+            conn.commit()
+        for f in (seg.STORE_FILE, seg.FAISS_FILE):
+            seg.fsync(work / f)
+        os.rename(work, root / seg.FOLDER / name)
+        seg.open_segment(root, name)  # the two halves agree, or this raises before anything is published
+        return _publish(root, {**manifest, "segments": [{"name": name, "deleted": []}], "next_passage_id": last + 1})
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+@contextmanager
+def _closing(conn: sqlite3.Connection):
     try:
-        os.fsync(fd)
+        yield conn
     finally:
-        os.close(fd)
+        conn.close()
+
+
+def _publish(root: Path, manifest: dict[str, Any]) -> Generation:
+    """Write a generation's manifest durably, switch CURRENT to it, prune what no one needs."""
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    work = root / f".tmp-{name}"
+    work.mkdir()
+    (work / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema": SCHEMA_VERSION}, indent=2))
+    seg.fsync(work / MANIFEST_FILE)
+    os.rename(work, root / name)
+    seg.fsync(root)
+    pointer = root / "CURRENT.tmp"
+    pointer.write_text(name + "\n")
+    seg.fsync(pointer)
+    os.replace(pointer, root / "CURRENT")
+    seg.fsync(root)
+    _prune(root, keep=name)
+    return Generation(root / name, json.loads((root / name / MANIFEST_FILE).read_text()))
 
 
 def _clean_leftovers(root: Path) -> None:
     """Remove what a crashed writer left (only ever called while holding the lock)."""
-    for p in root.glob(".tmp-gen-*"):
+    for p in [*root.glob(".tmp-*"), *(root / seg.FOLDER).glob(".tmp-*")]:
         shutil.rmtree(p, ignore_errors=True)
     (root / "CURRENT.tmp").unlink(missing_ok=True)
+    _drop_unreferenced(root)
 
 
 def _prune(root: Path, keep: str) -> None:
+    """Keep the newest generations (readers may hold the previous one), then the segments they use."""
     gens = sorted((p for p in root.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     old = [p for p in gens if p.name != keep][: max(len(gens) - KEEP_GENERATIONS, 0)]
     for p in old:
         shutil.rmtree(p, ignore_errors=True)
+    _drop_unreferenced(root)
+
+
+def _drop_unreferenced(root: Path) -> None:
+    folder = root / seg.FOLDER
+    if not folder.is_dir():
+        return
+    used: set[str] = set()
+    for gen in root.glob("gen-*"):
+        try:
+            used |= {s["name"] for s in json.loads((gen / MANIFEST_FILE).read_text()).get("segments", [])}
+        except (OSError, ValueError):
+            return  # a manifest that cannot be read: delete nothing rather than something in use
+    for p in folder.glob("seg-*"):
+        if p.name not in used:
+            shutil.rmtree(p, ignore_errors=True)

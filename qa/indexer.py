@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from qa import index as ix
-from qa import store
 from qa.answer import CALIBRATION
 from qa.chunk import VERSION as CHUNKER_VERSION
 from qa.chunk import Chunk
@@ -141,37 +139,44 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                "version": CHUNKER_VERSION}
     with ix.writer_lock(index_dir) as root:
         previous = None if rebuild else _previous(index_dir, embedder, chunker)
-        plan = _plan(previous, files, roots, set(remove), report)
+        writer = ix.IndexWriter(root, previous, embedder.dimension)
+        plan = _plan(writer.documents(), files, roots, set(remove), report)
         if previous is not None and not plan.todo and not plan.removed:
             report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]
             report.seconds = time.perf_counter() - t0
-            return report  # nothing changed: no copy, no publish
-        work = ix.start_generation(root, previous)
+            return report  # nothing changed: nothing written
         try:
-            conn = store.connect(str(work / ix.STORE_FILE))
-            if previous is None:
-                store.create(conn)
-                vectors = ix.new_vectors(embedder.dimension)
-            else:
-                vectors = ix.load_vectors(previous)
             one = len(plan.todo) < 2  # one file is parsed here: starting workers would cost more
             runner = ParsePool(0) if one else pool or shared()
-            _apply(conn, vectors, plan, embedder, config, report, progress, runner)
-            report.documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-            report.passages = store.count_passages(conn)
-            conn.commit()
-            conn.close()
-            if report.added or report.updated or report.removed or (previous is None and report.documents):
+            _apply(writer, plan, embedder, config, report, progress, runner)
+            if report.added or report.updated or report.removed:
                 manifest = {"model": embedder.name, "encoder": embedder.backend, "dimension": embedder.dimension,
-                            "chunker": chunker, "calibration": CALIBRATION.version, "documents": report.documents,
-                            "passages": report.passages, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-                ix.publish(root, work, vectors, manifest)
+                            "chunker": chunker, "calibration": CALIBRATION.version,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                gen = writer.publish(manifest)
                 report.published = True
-        finally:
-            if work.exists():
-                shutil.rmtree(work, ignore_errors=True)
+                writer.merge()
+            else:
+                writer.abort()
+                gen = previous
+        except BaseException:
+            writer.abort()
+            raise
+        if gen is not None:
+            report.documents, report.passages = gen.manifest["documents"], gen.manifest["passages"]
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def merge(index_dir: str | os.PathLike) -> bool:
+    """Merge every segment of the index into one, dropping deleted rows (`qa index --merge`).
+
+    Returns:
+        False when there was nothing to merge (one segment, nothing deleted).
+    """
+    with ix.writer_lock(index_dir) as root:
+        gen = ix.current(index_dir)
+        return ix.IndexWriter(root, gen, gen.manifest["dimension"]).merge(everything=True) is not None
 
 
 def _previous(index_dir, embedder: Embedder, chunker: dict) -> ix.Generation | None:
@@ -198,14 +203,9 @@ class _Plan:
     old: dict[str, tuple[str, str]]
 
 
-def _plan(previous: ix.Generation | None, files: list[Path], roots: list[str], remove: set[str],
+def _plan(old: dict[str, tuple[str, str]], files: list[Path], roots: list[str], remove: set[str],
           report: Report) -> _Plan:
-    """Hash the files and compare with the serving generation, reading nothing else."""
-    old: dict[str, tuple[str, str]] = {}
-    if previous is not None:
-        conn = store.connect(str(previous.store_path), readonly=True)
-        old = {r["path"]: (r["id"], r["sha256"]) for r in conn.execute("SELECT id, path, sha256 FROM documents")}
-        conn.close()
+    """Hash the files and compare with the served documents ({path: (id, sha256)})."""
     todo, seen = [], set()
     for f in files:
         shown = display_path(f)
@@ -225,10 +225,10 @@ def _plan(previous: ix.Generation | None, files: list[Path], roots: list[str], r
     return _Plan(todo, removed, old)
 
 
-def _apply(conn, vectors, plan: _Plan, embedder: Embedder, config: dict, report: Report,
+def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, config: dict, report: Report,
            progress: Progress | None, pool: ParsePool) -> None:
-    """Parse, chunk and embed what changed, and drop what is gone, in the work copy."""
-    batch = _Batch(conn, vectors, embedder, report)
+    """Parse, chunk and embed what changed, and drop what is gone."""
+    batch = _Batch(writer, embedder, report)
     jobs = ((item, (item[0], item[1], int(config["max_file_mb"] * 2**20), config["chunk_chars"],
                     config["chunk_overlap"])) for item in plan.todo)
     for n, ((_, shown, sha), parsed) in enumerate(pool.map(parse_file, jobs)):
@@ -242,7 +242,7 @@ def _apply(conn, vectors, plan: _Plan, embedder: Embedder, config: dict, report:
     if progress:
         progress(len(plan.todo), len(plan.todo), "")
     for path in plan.removed:
-        _drop(conn, vectors, plan.old[path][0])
+        writer.remove(plan.old[path][0])
         report.removed.append(path)
 
 
@@ -254,9 +254,8 @@ class _Batch:
     edited file, a copy of a file, a text repeated in this run) reuses its vector instead.
     """
 
-    def __init__(self, conn, vectors, embedder: Embedder, report: Report) -> None:
-        self.conn, self.vectors, self.embedder, self.report = conn, vectors, embedder, report
-        self.next_id = store.next_passage_id(conn)
+    def __init__(self, writer: ix.IndexWriter, embedder: Embedder, report: Report) -> None:
+        self.writer, self.embedder, self.report = writer, embedder, report
         self.now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.docs: list[tuple[str, str, Document, list[Chunk], list[str], dict[str, np.ndarray], tuple | None]] = []
         self.missing: dict[str, None] = {}  # texts to encode, in order, once each
@@ -264,7 +263,7 @@ class _Batch:
 
     def add(self, shown: str, sha: str, doc: Document, chunks: list[Chunk], old: tuple[str, str] | None) -> None:
         texts = [doc.text[c.start:c.end] for c in chunks]
-        known = _reusable(self.conn, self.vectors, sha, old)
+        known = self.writer.reusable(sha, old[0] if old else None)
         for t in texts:
             if t not in known and _digest(t) not in self.written:
                 self.missing.setdefault(t)
@@ -278,40 +277,17 @@ class _Batch:
         self.report.encoded += len(fresh)
         for shown, sha, doc, chunks, texts, known, old in self.docs:
             vecs = [known[t] if t in known else fresh[t] if t in fresh
-                    else self.vectors.reconstruct(self.written[_digest(t)]) for t in texts]
+                    else self.writer.vector(self.written[_digest(t)]) for t in texts]
             if old:
-                _drop(self.conn, self.vectors, old[0])
+                self.writer.remove(old[0])
                 self.report.updated.append(shown)
             else:
                 self.report.added.append(shown)
-            ids = store.add_document(self.conn, document_id(shown), doc, sha, self.now, chunks, self.next_id)
-            self.next_id += len(ids)
-            if ids:
-                self.vectors.add_with_ids(np.stack(vecs).astype("float32"), np.asarray(ids, dtype="int64"))
+            stacked = np.stack(vecs) if vecs else np.zeros((0, self.embedder.dimension), dtype="float32")
+            ids = self.writer.add(document_id(shown), doc, sha, self.now, chunks, stacked)
             self.written.update((_digest(t), i) for t, i in zip(texts, ids, strict=True))
         self.docs, self.missing = [], {}
 
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-def _drop(conn, vectors, doc_id: str) -> None:
-    ids = store.remove_document(conn, doc_id)
-    if ids:
-        vectors.remove_ids(np.asarray(ids, dtype="int64"))
-
-
-def _reusable(conn, vectors, sha: str, old: tuple[str, str] | None) -> dict[str, np.ndarray]:
-    """Vectors stored for the passages of the previous version of this file and of any stored
-    file with the same content, by passage text."""
-    known: dict[str, np.ndarray] = {}
-    donors = [r[0] for r in conn.execute("SELECT id FROM documents WHERE sha256 = ?", (sha,))]
-    if old:
-        donors.append(old[0])
-    for doc_id in dict.fromkeys(donors):
-        rows = conn.execute("SELECT p.id, substr(d.text, p.start + 1, p.end - p.start) FROM passages p "
-                            "JOIN documents d ON d.id = p.doc_id WHERE p.doc_id = ?", (doc_id,))
-        for pid, text in rows:
-            known.setdefault(text, vectors.reconstruct(int(pid)))
-    return known

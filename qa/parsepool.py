@@ -125,12 +125,19 @@ class ParsePool:
             return RuntimeError("the parser process died while reading this file")
 
     def _submit(self, fn: Callable[..., Any], args: tuple) -> Future:
-        if self._pool is None:
-            # forkserver: workers start from a clean process, not a fork of one holding model threads.
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_follow,
-                                             initargs=(os.getpid(),))
-        return self._pool.submit(fn, *args)
+        """Queue a job, on a new pool when there is none or the last one has just died (a job
+        submitted before it will report that when its turn comes)."""
+        for _ in range(2):
+            if self._pool is None:
+                # forkserver: workers start from a clean process, not a fork of one holding model threads.
+                context = multiprocessing.get_context("forkserver")
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_follow,
+                                                 initargs=(os.getpid(),))
+            try:
+                return self._pool.submit(fn, *args)
+            except BrokenProcessPool:
+                self.close()
+        raise RuntimeError("parse workers die as soon as they start")
 
     def close(self) -> None:
         if self._pool is not None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import faiss
 import numpy as np
 
 from qa import answer as ans
@@ -24,7 +23,7 @@ from qa import indexer, store
 from qa import sources as src
 from qa.documents import Answer, Conflict, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
 from qa.embed import Embedder, load_embedder
-from qa.errors import DocumentNotFound, EmptyQuery, IndexMismatch, IndexNotFound, QueryTooLong
+from qa.errors import DocumentNotFound, EmptyQuery, IndexChanged, IndexMismatch, IndexNotFound, QueryTooLong
 from qa.jobs import ReindexJob
 from qa.reader import Reader, SpanReader, TransformersReader
 from qa.rerank import Reranker
@@ -32,17 +31,10 @@ from qa.retrieve import retrieve
 from qa.scoring import normalize_answer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 RERANK_FIRST = 8  # passages the cross-encoder always reads
 RERANK_SURE = 4.0  # a logit this high among them is a clear match: the rest are not read
 CLOSE = 1.0  # a passage this close to the top one is read too; answers this close to the best may conflict
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A generation opened for reading: its manifest and its vectors."""
-
-    generation: ix.Generation
-    vectors: faiss.Index
 
 
 @dataclass(frozen=True)
@@ -122,7 +114,7 @@ class Pipeline:
         self._reader: SpanReader | None = None
         self.calibration = ans.CALIBRATION
         self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
+        self._snapshot: ix.IndexReader | None = None
         self.sources_dir = Path(self.config["sources"])
         self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
 
@@ -157,7 +149,7 @@ class Pipeline:
         except (IndexNotFound, IndexMismatch):
             return None
 
-    def embedder_of(self, snap: Snapshot) -> Embedder:
+    def embedder_of(self, snap: ix.IndexReader) -> Embedder:
         """The embedder for questions to this generation: the backend that encoded its passages."""
         return self._embedder_for(ix.encoder_backend(snap.generation.manifest))
 
@@ -178,7 +170,7 @@ class Pipeline:
         """Drop the documents indexed from these paths (the files themselves are left alone)."""
         return self.index([], remove=[indexer.display_path(Path(p)) for p in paths])
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> ix.IndexReader:
         """The serving generation, reopened when a newer one has been published."""
         name = ix.current_name(self.index_dir)
         snap = self._snapshot
@@ -187,7 +179,7 @@ class Pipeline:
         with self._lock:
             if self._snapshot is None or self._snapshot.generation.path.name != name:
                 gen = ix.current(self.index_dir, self.config["model"])
-                self._snapshot = Snapshot(gen, ix.load_vectors(gen, mapped=True))
+                self._snapshot = ix.IndexReader(gen)
                 log.info("serving generation %s", gen.path.name)
                 backend = ix.encoder_backend(gen.manifest)
                 if backend != self.config["encoder"]:
@@ -200,10 +192,20 @@ class Pipeline:
                                 gen.manifest.get("calibration"), self.calibration.version)
             return self._snapshot
 
-    def connect(self, snap: Snapshot | None = None):
-        """A read-only connection to a generation's store (callers close it)."""
-        snap = snap or self.snapshot()
-        return store.connect(str(snap.generation.store_path), readonly=True)
+    def reading(self, work: Callable[[ix.IndexReader, ix.View], T]) -> T:
+        """Run `work(reader, view)` on the serving generation. A merge removes the segments no
+        kept generation uses, so a request that picked a generation just before two publishes
+        can find its files gone (`IndexChanged`): it runs once more on the newest."""
+        try:
+            snap = self.snapshot()
+            with snap.view() as view:
+                return work(snap, view)
+        except IndexChanged:
+            with self._lock:
+                self._snapshot = None
+            snap = self.snapshot()
+            with snap.view() as view:
+                return work(snap, view)
 
     def check_question(self, question: str) -> str:
         q = " ".join((question or "").split())
@@ -222,39 +224,39 @@ class Pipeline:
             IndexNotFound, IndexMismatch: there is no usable index.
         """
         q = self.check_question(question)
-        snap = self.snapshot()
-        embedder, reranker, _ = self.embedder_of(snap), self.reranker, self.reader  # loaded before the clock starts
-        t0 = time.perf_counter()
-        conn = self.connect(snap)
-        try:
-            hits, rows = self._retrieve(conn, snap, embedder, q)
+        reranker, _ = self.reranker, self.reader  # loaded before the clock starts
+
+        def work(snap: ix.IndexReader, view: ix.View) -> Result:
+            embedder = self.embedder_of(snap)
+            t0 = time.perf_counter()
+            hits, rows = self._retrieve(view, snap, embedder, q)
             t1 = time.perf_counter()
-            reading = self._read(conn, reranker, q, hits, rows)
-            answer = self._answer(conn, q, reading)
-        finally:
-            conn.close()
-        t2 = time.perf_counter()
-        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        return Result(q, answer, reading.hits[: self.config["top_k"]], timings, str(self.index_dir.resolve()),
-                      snap.generation.path.name)
+            reading = self._read(view, reranker, q, hits, rows)
+            answer = self._answer(view, q, reading)
+            t2 = time.perf_counter()
+            timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+            return Result(q, answer, reading.hits[: self.config["top_k"]], timings, str(self.index_dir.resolve()),
+                          snap.generation.path.name)
+
+        self.embedder_of(self.snapshot())  # loaded before the clock starts
+        return self.reading(work)
 
     def read(self, question: str) -> Reading:
         """Retrieve and read a question without deciding whether to answer: the spans and the
         abstention signals of the best, which `scripts/calibrate.py` fits the calibration on."""
         q = self.check_question(question)
-        snap = self.snapshot()
-        conn = self.connect(snap)
-        try:
-            hits, rows = self._retrieve(conn, snap, self.embedder_of(snap), q)
-            return self._read(conn, self.reranker, q, hits, rows)
-        finally:
-            conn.close()
 
-    def _retrieve(self, conn, snap: Snapshot, embedder: Embedder, question: str):
+        def work(snap: ix.IndexReader, view: ix.View) -> Reading:
+            hits, rows = self._retrieve(view, snap, self.embedder_of(snap), q)
+            return self._read(view, self.reranker, q, hits, rows)
+
+        return self.reading(work)
+
+    def _retrieve(self, view: ix.View, snap: ix.IndexReader, embedder: Embedder, question: str):
         qvec = embedder.encode([question])[0]
-        cands = retrieve(question, qvec, snap.vectors, conn, self.config["candidates"],
+        cands = retrieve(question, qvec, snap, view, self.config["candidates"],
                          max(2 * self.config["top_k"], self.config["rerank_passages"], self.config["answer_passages"]))
-        rows = store.passages(conn, [c.id for c in cands])
+        rows = view.passages([c.id for c in cands])
         hits = tuple(PassageHit(c.id, store.document_ref(rows[c.id]), rows[c.id]["text"], c.score,
                                 rows[c.id]["start"], rows[c.id]["end"]) for c in cands if c.id in rows)
         return hits, rows
@@ -276,7 +278,7 @@ class Pipeline:
                       key=lambda h: -h.relevance)
         return distinct(tuple(read) + hits[len(scores):])
 
-    def _read(self, conn, reranker: Reranker, question: str, hits: tuple[PassageHit, ...], rows) -> Reading:
+    def _read(self, view: ix.View, reranker: Reranker, question: str, hits: tuple[PassageHit, ...], rows) -> Reading:
         """Rerank the passages, then let the span reader read the top `answer_passages` of them
         (and the next while within CLOSE of the top one) in windows of whole sentences.
 
@@ -289,12 +291,12 @@ class Pipeline:
         read = [h for rank, h in enumerate(hits[:n + 1])
                 if rank < n or (h.relevance is not None and top - h.relevance <= CLOSE)]
         sentences = {(p, idx): (hit, sent, text) for p, hit in enumerate(read) for idx, sent, text in
-                     store.sentences(conn, hit.document.id, rows[hit.id]["first_sentence"],
+                     view.sentences(hit.document.id, rows[hit.id]["first_sentence"],
                                      rows[hit.id]["last_sentence"])}
         for (_, idx), (hit, sent, text) in sentences.items():
             if ans.pasted(question, text):
                 found = Found(hit.document, idx, sent, text, 0, len(text), 0.0, hit)
-                return Reading(hits, (found,), self._signals(conn, reranker, question, found), pasted=True)
+                return Reading(hits, (found,), self._signals(view, reranker, question, found), pasted=True)
         reader = self.reader
         windows = []
         for p in range(len(read)):
@@ -311,21 +313,21 @@ class Pipeline:
         ranked = tuple(sorted(by_sentence.values(), key=lambda f: -f.rank))
         if not ranked:
             return Reading(hits, (), {})
-        return Reading(hits, ranked, self._signals(conn, reranker, question, ranked[0]))
+        return Reading(hits, ranked, self._signals(view, reranker, question, ranked[0]))
 
     @staticmethod
-    def _signals(conn, reranker: Reranker, question: str, found: Found) -> dict[str, float]:
+    def _signals(view: ix.View, reranker: Reranker, question: str, found: Found) -> dict[str, float]:
         """The abstention signals of a span: its sentence read by the cross-encoder after the
         document's title (which names the topic a sentence mid-article leaves implicit), its
         passage's relevance, the reader's margin, and the question's words the text lacks."""
         doc = found.document
         titled = f"{doc.title}. {found.text}" if doc.title else found.text
-        [(_, _, lead)] = store.sentences(conn, doc.id, 0, 0)
+        [(_, _, lead)] = view.sentences(doc.id, 0, 0)
         return ans.evidence_signals(question, found.text, float(reranker.score(question, [titled])[0]),
                                     found.passage.text, found.passage.relevance or 0.0, f"{doc.title} {lead}",
                                     margin=found.margin)
 
-    def _answer(self, conn, question: str, reading: Reading) -> Answer | None:
+    def _answer(self, view: ix.View, question: str, reading: Reading) -> Answer | None:
         """The best span as the answer, or None when its confidence is below `min_support`.
 
         `evidence[0]` is the sentence holding the span; context sentences follow (`_context`)."""
@@ -335,16 +337,16 @@ class Pipeline:
         score = 1.0 if reading.pasted else self.calibration.confidence(reading.signals)
         if score < self.config["min_support"]:
             return None
-        evidence = [self._evidence(conn, best.document, best.index, score)]
+        evidence = [self._evidence(view, best.document, best.index, score)]
         if not reading.pasted:
-            evidence += [self._evidence(conn, best.document, i, score, context=True)
-                         for i in self._context(conn, question, best)]
+            evidence += [self._evidence(view, best.document, i, score, context=True)
+                         for i in self._context(view, question, best)]
         start = best.sentence.start + best.start
         return Answer(best.span, score, tuple(evidence), start, start + len(best.span),
-                      self._conflicts(conn, question, reading))
+                      self._conflicts(view, question, reading))
 
     @staticmethod
-    def _context(conn, question: str, best: Found) -> list[int]:
+    def _context(view: ix.View, question: str, best: Found) -> list[int]:
         """Sentences shown with the answer's, flagged `context`: the one before when the answer's
         sentence leans on it ("This forced the company ..."); and the one after when that one
         leans on the answer's and names more of what was asked, at least half of it ("Traffic on
@@ -353,7 +355,7 @@ class Pipeline:
         out = []
         if best.index > 0 and ans.needs_previous(best.text):
             out.append(best.index - 1)
-        after = store.sentences(conn, best.document.id, best.index + 1, best.index + 1)
+        after = view.sentences(best.document.id, best.index + 1, best.index + 1)
         if after and ans.needs_previous(after[0][2]):
             asked = ans.content_words(question)
             named = len(asked & ans.content_words(after[0][2]))
@@ -361,7 +363,7 @@ class Pipeline:
                 out.append(best.index + 1)
         return out
 
-    def _conflicts(self, conn, question: str, reading: Reading) -> tuple[Conflict, ...]:
+    def _conflicts(self, view: ix.View, question: str, reading: Reading) -> tuple[Conflict, ...]:
         """Spans of other documents that disagree with the best one: of the same kind (date,
         number, name), different after SQuAD normalisation, within CLOSE of its reader margin
         and themselves above `min_support`."""
@@ -374,17 +376,17 @@ class Pipeline:
             if (f.document.id == best.document.id or abs(best.margin - f.margin) > CLOSE
                     or ans.span_kind(f.span) != kind or normalize_answer(f.span) in seen):
                 continue
-            score = self.calibration.confidence(self._signals(conn, self.reranker, question, f))
+            score = self.calibration.confidence(self._signals(view, self.reranker, question, f))
             if score >= self.config["min_support"]:
                 seen.add(normalize_answer(f.span))
                 start = f.sentence.start + f.start
-                out.append(Conflict(f.span, score, (self._evidence(conn, f.document, f.index, score),),
+                out.append(Conflict(f.span, score, (self._evidence(view, f.document, f.index, score),),
                                     start, start + len(f.span)))
         return tuple(out)
 
-    def _evidence(self, conn, doc, idx: int, score: float, context: bool = False) -> Evidence:
-        [(_, sent, text)] = store.sentences(conn, doc.id, idx, idx)
-        notes = tuple(Footnote(c.marker, c.locator, ref) for c, ref in store.citations(conn, doc.id, [idx]))
+    def _evidence(self, view: ix.View, doc, idx: int, score: float, context: bool = False) -> Evidence:
+        [(_, sent, text)] = view.sentences(doc.id, idx, idx)
+        notes = tuple(Footnote(c.marker, c.locator, ref) for c, ref in view.citations(doc.id, [idx]))
         return Evidence(text, doc, sent.start, sent.end, notes, score, sent.page, sent.section, context)
 
     def add_source(self, filename: str, data: bytes) -> str:
@@ -407,11 +409,7 @@ class Pipeline:
 
     def sources(self) -> list[dict[str, Any]]:
         """Every indexed document with its counts."""
-        conn = self.connect()
-        try:
-            return store.documents(conn)
-        finally:
-            conn.close()
+        return self.reading(lambda _, view: view.documents())
 
     def document(self, doc_id: str) -> dict[str, Any]:
         """One document: its clean text, sentences with footnotes, and references.
@@ -419,14 +417,13 @@ class Pipeline:
         Raises:
             DocumentNotFound: no document has that id.
         """
-        conn = self.connect()
-        try:
-            doc = store.document(conn, doc_id)
+        def work(_: ix.IndexReader, view: ix.View) -> dict[str, Any]:
+            doc = view.document(doc_id)
             if doc is None:
                 raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
-            sents = store.sentences(conn, doc_id, 0, 1 << 30)
+            sents = view.sentences(doc_id, 0, 1 << 30)
             notes: dict[int, list[dict[str, Any]]] = {}
-            for c, ref in store.citations(conn, doc_id):
+            for c, ref in view.citations(doc_id):
                 notes.setdefault(c.sentence, []).append(
                     {**Footnote(c.marker, c.locator, ref).to_dict(), "position": c.position})
             return {
@@ -434,7 +431,7 @@ class Pipeline:
                 "meta": doc.ref.meta,
                 "sentences": [{"index": i, "start": s.start, "end": s.end, "page": s.page, "section": s.section,
                                "footnotes": notes.get(i, [])} for i, s, _ in sents],
-                "references": [r.to_dict() for r in store.references(conn, doc_id)],
+                "references": [r.to_dict() for r in view.references(doc_id)],
             }
-        finally:
-            conn.close()
+
+        return self.reading(work)

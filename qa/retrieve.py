@@ -6,13 +6,11 @@ paraphrase. Reciprocal rank fusion needs no score calibration between the two.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
-from qa import store
+from qa.index import IndexReader, View
 
 RRF_K = 60
 
@@ -28,28 +26,23 @@ class Candidate:
     dense_score: float
 
 
-def retrieve(question: str, qvec: np.ndarray, vectors: faiss.Index, conn: sqlite3.Connection,
+def retrieve(question: str, qvec: np.ndarray, reader: IndexReader, view: View,
              candidates: int, top_k: int) -> list[Candidate]:
     """Rank passages for a question.
 
     Args:
         question: the question text (for BM25).
         qvec: its unit vector, shape (dimension,).
-        vectors: the FAISS index (ids are passage ids).
-        conn: the store.
+        reader: the generation being searched (its vectors; ids are passage ids).
+        view: its stores, for this request.
         candidates: how many each retriever contributes.
         top_k: how many fused results to return.
 
     Returns:
         Candidates best first; `score` is the RRF score scaled so 1.0 means first in both.
     """
-    dense: dict[int, tuple[int, float]] = {}
-    if vectors.ntotal:
-        scores, ids = vectors.search(qvec.reshape(1, -1).astype("float32"), min(candidates, vectors.ntotal))
-        for rank, (pid, s) in enumerate(zip(ids[0], scores[0], strict=True)):
-            if pid >= 0:
-                dense[int(pid)] = (rank, float(s))
-    lexical = {pid: rank for rank, (pid, _) in enumerate(store.lexical_search(conn, question, candidates))}
+    dense = {pid: (rank, s) for rank, (pid, s) in enumerate(reader.dense(qvec, candidates))}
+    lexical = {pid: rank for rank, (pid, _) in enumerate(view.lexical(question, candidates))}
     best = 2.0 / (RRF_K + 1)
     fused = []
     for pid in dense.keys() | lexical.keys():

@@ -7,7 +7,6 @@ verifies the counts when an index is opened.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,11 +14,13 @@ from typing import Any
 
 from qa.chunk import Chunk
 from qa.documents import Citation, Document, DocumentRef, Reference, Sentence
+from qa.words import content_words
 
 SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, format TEXT NOT NULL,
     text TEXT NOT NULL, meta TEXT NOT NULL, sha256 TEXT NOT NULL, indexed_at TEXT NOT NULL);
+CREATE INDEX documents_sha256 ON documents(sha256);
 CREATE TABLE sentences (
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
     start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, section TEXT,
@@ -40,7 +41,6 @@ CREATE INDEX passages_doc ON passages(doc_id);
 CREATE VIRTUAL TABLE passages_fts USING fts5(text, title, tokenize = 'porter unicode61');
 """
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -111,39 +111,58 @@ def count_passages(conn: sqlite3.Connection) -> int:
 
 
 def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[tuple[int, float]]:
-    """BM25 over passages (FTS5): any question word may match, rarer words weigh more.
+    """BM25 over passages (FTS5) for the question's content words (`qa.words`).
+
+    Passages holding every content word come first, then, to fill `limit`, those holding any
+    of them: a query of every word ORed, "the" and "of" included, scores nearly every passage
+    (527 ms on 100k passages against 1 ms without them), while AND alone misses paraphrases.
 
     Returns:
-        (passage id, bm25 score with higher better) best first.
+        (passage id, bm25 score with higher better) best first, at most `limit`.
     """
-    words = [w for w in _WORD.findall(question.lower()) if len(w) > 1 or w.isdigit()]
+    words = content_words(question)
     if not words:
         return []
-    query = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
-    rows = conn.execute("SELECT rowid, -bm25(passages_fts, 1.0, 0.3) AS s FROM passages_fts "
-                        "WHERE passages_fts MATCH ? ORDER BY s DESC LIMIT ?", (query, limit))
-    return [(r[0], r[1]) for r in rows]
+    terms = [f'"{w}"' for w in words]
+    sql = ("SELECT rowid, -bm25(passages_fts, 1.0, 0.3) AS s FROM passages_fts "
+           "WHERE passages_fts MATCH ? ORDER BY s DESC LIMIT ?")
+    found = [(r[0], r[1]) for r in conn.execute(sql, (" AND ".join(terms), limit))]
+    if len(found) < limit and len(terms) > 1:
+        seen = {pid for pid, _ in found}
+        more = conn.execute(sql, (" OR ".join(terms), limit))
+        found += [(r[0], r[1]) for r in more if r[0] not in seen][: limit - len(found)]
+    return found
 
 
 def passages(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
-    """Passage rows (with their document's id, title and path, and their text) by id."""
+    """Passage rows (with their document's id, title and path, and their text) by id.
+
+    The text comes from the FTS table's own copy, so reading a passage never loads its
+    whole document.
+    """
     ids = list(ids)
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
-        f"SELECT p.*, d.title, d.path, d.meta, substr(d.text, p.start + 1, p.end - p.start) AS text "
-        f"FROM passages p JOIN documents d ON d.id = p.doc_id WHERE p.id IN ({marks})", ids)
+        f"SELECT p.*, d.title, d.path, d.meta, f.text AS text FROM passages p JOIN documents d ON d.id = p.doc_id "
+        f"JOIN passages_fts f ON f.rowid = p.id WHERE p.id IN ({marks})", ids)
     return {r["id"]: r for r in rows}
 
 
-def sentences(conn: sqlite3.Connection, doc_id: str, first: int, last: int) -> list[tuple[int, Sentence, str]]:
-    """Sentences `first..last` of a document with their text."""
-    rows = conn.execute(
-        "SELECT s.idx, s.start, s.end, s.page, s.section, substr(d.text, s.start + 1, s.end - s.start) AS text "
-        "FROM sentences s JOIN documents d ON d.id = s.doc_id "
-        "WHERE s.doc_id = ? AND s.idx BETWEEN ? AND ? ORDER BY s.idx", (doc_id, first, last))
-    return [(r["idx"], Sentence(r["start"], r["end"], r["page"], r["section"]), r["text"]) for r in rows]
+def document_text(conn: sqlite3.Connection, doc_id: str) -> str:
+    row = conn.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()
+    return row[0] if row else ""
+
+
+def sentences(conn: sqlite3.Connection, doc_id: str, first: int, last: int, text: str
+              ) -> list[tuple[int, Sentence, str]]:
+    """Sentences `first..last` of a document with their text, sliced from the document's
+    `text` (fetched once by the caller, not once a sentence)."""
+    rows = conn.execute("SELECT idx, start, end, page, section FROM sentences "
+                        "WHERE doc_id = ? AND idx BETWEEN ? AND ? ORDER BY idx", (doc_id, first, last))
+    return [(r["idx"], Sentence(r["start"], r["end"], r["page"], r["section"]), text[r["start"]:r["end"]])
+            for r in rows]
 
 
 def citations(conn: sqlite3.Connection, doc_id: str, sentence_ids: Iterable[int] | None = None

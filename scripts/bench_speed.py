@@ -33,7 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import faiss
 
-from qa import Pipeline, load, store
+from qa import Pipeline, load
 from qa.embed import BACKENDS, load_embedder
 from qa.evaluate import load_all, paragraph_ranges, write_sources
 
@@ -139,16 +139,15 @@ def dense_recall(file: Path, tmp: Path) -> dict[str, tuple[float, float]]:
         snap = pipe.snapshot()
         qs = [q for q in corpus.questions if q.answers]
         qvecs = pipe.embedder_of(snap).encode([q.text for q in qs])
-        _, ids = snap.vectors.search(qvecs, 5)
-        conn = pipe.connect(snap)
-        rows = store.passages(conn, sorted({int(i) for i in ids.ravel() if i >= 0}))
-        conn.close()
+        ids = [[pid for pid, _ in snap.dense(v, 5)] for v in qvecs]
+        with snap.view() as view:
+            rows = view.passages({i for row in ids for i in row})
         hit1 = hit5 = 0
         for q, row in zip(qs, ids, strict=True):
             doc_id, spans = ranges[q.document]
             a, b = spans[q.paragraph]
-            ok = [int(i) in rows and rows[int(i)]["doc_id"] == doc_id and rows[int(i)]["start"] < b
-                  and a < rows[int(i)]["end"] for i in row]
+            ok = [i in rows and rows[i]["doc_id"] == doc_id and rows[i]["start"] < b and a < rows[i]["end"]
+                  for i in row]
             hit1 += ok[0]
             hit5 += any(ok)
         out[backend] = (hit1 / len(qs), hit5 / len(qs))
@@ -180,10 +179,10 @@ def main() -> None:
         # A first run exports the encoder into the cache (once per installation) and gives the passages.
         wall([*QA, "index", "-q", "--index", index, str(tmp / "src")])
         pipe = Pipeline({**load(config_file=None, environ={}), "index": index})
-        conn = pipe.connect()
-        texts = [r[0] for r in conn.execute("SELECT substr(d.text, p.start + 1, p.end - p.start) FROM passages p "
-                                            "JOIN documents d ON d.id = p.doc_id ORDER BY p.id")]
-        conn.close()
+        snap = pipe.snapshot()
+        with snap.view() as view:
+            rows = view.passages(range(1, snap.generation.manifest["next_passage_id"]))
+        texts = [rows[i]["text"] for i in sorted(rows)]
         (tmp / "passages.json").write_text(json.dumps(texts))
         print(f"corpus: {args.file.name}, {len(texts)} passages")
 

@@ -1,0 +1,173 @@
+"""Segments: immutable slices of an index, each its own SQLite store and FAISS file.
+
+    segments/seg-<time>-<pid>-<n>/
+      store.sqlite   documents, sentences, references, citations, passages, FTS5
+      faiss.index    the passages' vectors, keyed by passage id (ids unique across segments)
+
+An indexing run writes one new segment with what it adds; what it removes or replaces in
+older segments is recorded as deleted document ids in the generation's manifest (a
+tombstone), so a publish writes megabytes however large the index is. `merge` copies the
+live rows and vectors of several segments into one, dropping deleted documents; nothing is
+encoded again. A segment is never changed after `Builder.finish` renames it into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from qa import store
+from qa.chunk import Chunk
+from qa.documents import Document
+from qa.errors import IndexMismatch
+
+FAISS_FILE, STORE_FILE = "faiss.index", "store.sqlite"
+FOLDER = "segments"
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Segment:
+    """A published segment opened for reading, with what its generation deleted from it.
+
+    `vectors` is memory-mapped read-only (a segment never changes, so readers, writers and
+    merges all map it; a cold start does not wait for the whole file). `live` holds the ids
+    of its documents that the generation still serves; `deleted_ids` the passage ids of the
+    others.
+    """
+
+    name: str
+    path: Path
+    vectors: faiss.Index
+    live: frozenset[str]
+    deleted: frozenset[str]
+    deleted_ids: frozenset[int]
+    passages: int  # live passages
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / STORE_FILE
+
+    def connect(self) -> sqlite3.Connection:
+        return store.connect(str(self.store_path), readonly=True)
+
+
+def open_segment(root: Path, name: str, deleted: list[str] | tuple[str, ...] = ()) -> Segment:
+    """Open one segment of a generation and check its two halves agree (same passage count).
+
+    Raises:
+        IndexMismatch: the segment is missing or its vectors and store disagree.
+    """
+    path = root / FOLDER / name
+    if not (path / FAISS_FILE).is_file() or not (path / STORE_FILE).is_file():
+        raise IndexMismatch(f"{path} is missing or incomplete; rebuild with `qa index --rebuild`")
+    vectors = faiss.read_index(str(path / FAISS_FILE), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    conn = store.connect(str(path / STORE_FILE), readonly=True)
+    try:
+        count = store.count_passages(conn)
+        docs = {r[0] for r in conn.execute("SELECT id FROM documents")}
+        gone = frozenset(deleted) & docs
+        marks = ",".join("?" * len(gone))
+        dead = frozenset(r[0] for r in conn.execute(f"SELECT id FROM passages WHERE doc_id IN ({marks})",
+                                                     sorted(gone))) if gone else frozenset()
+    finally:
+        conn.close()
+    if vectors.ntotal != count:
+        raise IndexMismatch(f"{path}: {vectors.ntotal} vectors but {count} passages; rebuild with "
+                            f"`qa index --rebuild`")
+    return Segment(name, path, vectors, frozenset(docs - gone), gone, dead, count - len(dead))
+
+
+def new_name() -> str:
+    return f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+class Builder:
+    """A new segment being written in a `.tmp-` folder; `finish` makes it durable and renames
+    it into place, `abort` removes it. Passage ids are given by the caller (unique in the index)."""
+
+    def __init__(self, root: Path, dimension: int) -> None:
+        self.name = new_name()
+        self.final = root / FOLDER / self.name
+        self.work = root / FOLDER / f".tmp-{self.name}"
+        self.work.mkdir(parents=True)
+        self.conn = store.connect(str(self.work / STORE_FILE))
+        store.create(self.conn)
+        self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.documents = 0
+
+    @property
+    def passages(self) -> int:
+        return int(self.vectors.ntotal)
+
+    def add(self, doc_id: str, doc: Document, sha256: str, indexed_at: str, chunks: list[Chunk],
+            first_id: int, vectors: np.ndarray) -> list[int]:
+        ids = store.add_document(self.conn, doc_id, doc, sha256, indexed_at, chunks, first_id)
+        if ids:
+            self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), np.asarray(ids, dtype="int64"))
+        self.documents += 1
+        return ids
+
+    def finish(self) -> str:
+        self.conn.commit()
+        self.conn.close()
+        faiss.write_index(self.vectors, str(self.work / FAISS_FILE))
+        for name in (FAISS_FILE, STORE_FILE):
+            fsync(self.work / name)
+        os.rename(self.work, self.final)
+        fsync(self.final.parent)
+        return self.name
+
+    def abort(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+TABLES = ("documents", "sentences", "refs", "citations", "passages")
+
+
+def merge(root: Path, parts: list[Segment], dimension: int) -> str:
+    """One new segment holding the live documents of `parts`, their rows copied and their
+    vectors reconstructed from the parts' FAISS files (never encoded again)."""
+    out = Builder(root, dimension)
+    try:
+        for part in parts:
+            out.conn.execute("ATTACH DATABASE ? AS part", (f"file:{part.store_path}?mode=ro",))
+            out.conn.execute("CREATE TEMP TABLE gone (id TEXT PRIMARY KEY)")
+            out.conn.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in part.deleted])
+            for table in TABLES:
+                key = "id" if table == "documents" else "doc_id"
+                out.conn.execute(f"INSERT INTO main.{table} SELECT * FROM part.{table} "
+                                 f"WHERE {key} NOT IN (SELECT id FROM temp.gone)")
+            out.conn.execute("INSERT INTO main.passages_fts(rowid, text, title) SELECT rowid, text, title "
+                             "FROM part.passages_fts WHERE rowid IN (SELECT p.id FROM part.passages p "
+                             "WHERE p.doc_id NOT IN (SELECT id FROM temp.gone))")
+            ids = np.asarray([r[0] for r in out.conn.execute(
+                "SELECT id FROM part.passages WHERE doc_id NOT IN (SELECT id FROM temp.gone) ORDER BY id")],
+                dtype="int64")
+            out.conn.execute("DROP TABLE temp.gone")
+            out.conn.commit()
+            out.conn.execute("DETACH DATABASE part")
+            if len(ids):
+                out.vectors.add_with_ids(part.vectors.reconstruct_batch(ids), ids)
+        out.documents = out.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        return out.finish()
+    except BaseException:
+        out.abort()
+        raise

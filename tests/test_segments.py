@@ -1,0 +1,211 @@
+"""Immutable segments: an update writes only what it adds, merges keep every answer and
+vector, readers never see half of anything, and an older layout converts in place."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from qa import IndexMismatch, Pipeline, indexer
+from qa import index as ix
+from qa import segments as seg
+from qa.words import content_words
+from tests.conftest import SEED, make_pipeline
+from tests.test_reindex import ids_agree, many_sources, qa_popen, stored, write
+
+QUESTION = "When did the Fujian Media Group create an ICC?"
+
+
+def gist(pipe: Pipeline, question: str) -> tuple | None:
+    """What an answer says and where (its scores may move when other documents change)."""
+    a = pipe.ask(question).answer
+    return a and (a.text, a.start, a.end, [(e.sentence, e.document.id, e.start, e.end, e.footnotes)
+                                            for e in a.evidence])
+
+
+def segment_files(index_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every segment file with its (inode, mtime): a segment once written is never touched."""
+    return {str(p.relative_to(index_dir)): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in (index_dir / seg.FOLDER).glob("seg-*/*")}
+
+
+def test_an_update_writes_one_new_segment_and_tombstones(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(SEED, src / SEED.name)
+    for n in range(3):
+        write(src / f"note-{n}.txt", f"The lighthouse of Vardø number {n} was painted red in {1900 + n}.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    assert pipe.index([str(src)]).published
+    before = segment_files(pipe.index_dir)
+    answer = gist(pipe, QUESTION)
+
+    write(src / "note-1.txt", "The lighthouse of Vardø number 1 was painted white in 1950.\n")
+    (src / "note-2.txt").unlink()
+    write(src / "note-3.txt", "The harbour of Vardø was dredged in 1961.\n")
+    report = pipe.index([str(src)])
+    assert len(report.added) == 1 and len(report.updated) == 1 and len(report.removed) == 1
+    after = segment_files(pipe.index_dir)
+    assert {k: v for k, v in after.items() if k in before} == before  # old segment files untouched
+    gen = ix.current(pipe.index_dir)
+    assert len(gen.segments) == 2 and len(gen.segments[0]["deleted"]) == 2  # note-1 replaced, note-2 removed
+    assert ids_agree(pipe) == (4, gen.manifest["passages"])
+    assert gist(pipe, QUESTION) == answer
+    paths = {d["path"] for d in pipe.sources()}
+    assert not any(p.endswith("note-2.txt") for p in paths) and any(p.endswith("note-3.txt") for p in paths)
+    found = pipe.read("When was the lighthouse of Vardø number 1 painted white?").found
+    assert found and "white in 1950" in found[0].text
+    texts = " ".join(h.text for h in pipe.ask("What colour was lighthouse number 1 painted?").passages)
+    assert "painted red in 1901" not in texts  # the replaced version is masked everywhere
+
+
+def test_many_small_updates_are_merged_without_encoding_again(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(SEED, src / SEED.name)
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(src)])
+    for n in range(ix.MAX_SEGMENTS + 2):
+        write(src / f"n{n}.txt", f"Ferry {n} crossed the fjord at Lyngen {n + 2} times a day in 1931.\n")
+        assert pipe.index([str(src)]).published
+        assert len(ix.current(pipe.index_dir).segments) <= ix.MAX_SEGMENTS  # merged after the publish
+    docs, passages = ids_agree(pipe)
+    before = stored(pipe), gist(pipe, QUESTION), gist(pipe, "How often did ferry 4 cross the fjord?")
+    calls = embedder.calls
+    assert indexer.merge(pipe.index_dir)
+    assert len(ix.current(pipe.index_dir).segments) == 1 and embedder.calls == calls  # nothing encoded
+    assert ids_agree(pipe) == (docs, passages)
+    assert (stored(pipe), gist(pipe, QUESTION), gist(pipe, "How often did ferry 4 cross the fjord?")) == before
+    assert not indexer.merge(pipe.index_dir)  # one segment, nothing deleted: nothing to do
+    live = {p.name for p in (pipe.index_dir / seg.FOLDER).iterdir()}
+    used = {s["name"] for g in pipe.index_dir.glob("gen-*")
+            for s in json.loads((g / ix.MANIFEST_FILE).read_text())["segments"]}
+    assert live == used  # segments no kept generation refers to are gone
+
+
+def test_readers_answer_throughout_publishes_and_merges(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(SEED, src / SEED.name)
+    writer = make_pipeline(tmp_path / "idx", embedder)
+    writer.index([str(src)])
+    reader = make_pipeline(tmp_path / "idx", embedder)
+    errors: list[BaseException] = []
+    answers: list[str | None] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                result = reader.ask(QUESTION)
+                answers.append(result.answer.text if result.answer else None)
+            except BaseException as exc:  # any failure is the test's failure
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(12):
+            write(src / f"n{n}.txt", f"Tram {n} ran to Solbakken every {n + 5} minutes in 1925.\n")
+            writer.index([str(src)])
+            if n % 4 == 3:
+                indexer.merge(writer.index_dir)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[0]
+    assert answers and set(answers) == {"July 2023"}
+
+
+@pytest.mark.slow
+def test_kill_9_during_merge_keeps_serving(tmp_path: Path, embedder):
+    idx = tmp_path / "idx"
+    big = tmp_path / "big"
+    many_sources(big, 60)
+    pipe = make_pipeline(idx, embedder)
+    pipe.index([str(big)])
+    for n in range(4):  # several segments, some with deletions, so a merge has work to do
+        write(big / f"station-{n:03}.txt", f"Station {n} was closed in {1990 + n}.\n")
+        pipe.index([str(big)])
+    expected = stored(pipe)
+    for delay in (0.3, 0.8, 1.5):
+        proc = qa_popen("index", "--merge", "--index", str(idx))
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        fresh = make_pipeline(idx, embedder)
+        assert stored(fresh) == expected and ids_agree(fresh)[0] == 60
+    done = qa_popen("index", "--merge", "--index", str(idx))
+    _out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    fresh = make_pipeline(idx, embedder)
+    assert len(ix.current(idx).segments) == 1 and stored(fresh) == expected
+    assert not list((idx / seg.FOLDER).glob(".tmp-*"))
+
+
+def test_an_index_of_the_older_layout_is_upgraded_keeping_its_vectors(tmp_path: Path, embedder):
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(SEED)])
+    answer = gist(pipe, QUESTION)
+    # Lay the index out as schema 1 did: one generation folder holding both halves.
+    gen = ix.current(pipe.index_dir)
+    [entry] = gen.segments
+    old = pipe.index_dir / "gen-old"
+    old.mkdir()
+    for f in (seg.STORE_FILE, seg.FAISS_FILE):
+        shutil.copy(pipe.index_dir / seg.FOLDER / entry["name"] / f, old / f)
+    manifest = {k: v for k, v in gen.manifest.items() if k not in ("segments", "next_passage_id")}
+    (old / ix.MANIFEST_FILE).write_text(json.dumps({**manifest, "schema": 1}))
+    for p in [*pipe.index_dir.glob("gen-2*"), pipe.index_dir / seg.FOLDER]:
+        shutil.rmtree(p)
+    (pipe.index_dir / "CURRENT").write_text("gen-old\n")
+
+    stale = make_pipeline(tmp_path / "idx", embedder)
+    with pytest.raises(IndexMismatch, match="--upgrade"):
+        stale.ask(QUESTION)
+    calls = embedder.calls
+    assert ix.upgrade(tmp_path / "idx") is not None
+    assert ix.upgrade(tmp_path / "idx") is None  # already current
+    fresh = make_pipeline(tmp_path / "idx", embedder)
+    assert gist(fresh, QUESTION) == answer and embedder.calls == calls + 1  # the question only
+    write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed in 1999.\n")
+    assert fresh.index([str(tmp_path / "extra.txt")]).published and ids_agree(fresh)[0] == 2
+
+
+def test_cli_merge_and_upgrade_say_what_they_did(tmp_path: Path, embedder, capsys):
+    from qa.cli import main
+
+    make_pipeline(tmp_path / "idx", embedder).index([str(SEED)])
+    assert main(["index", "--merge", "--index", str(tmp_path / "idx")]) == 0
+    assert "one segment and nothing deleted" in capsys.readouterr().out
+    assert main(["index", "--upgrade", "--index", str(tmp_path / "idx")]) == 0
+    assert "already has the current layout" in capsys.readouterr().out
+    assert Pipeline({"index": str(tmp_path / "idx")}).sources()
+
+
+def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "Keepers say the lighthouse of Vardø was painted red in 1901.\n")
+    write(src / "b.txt", "The lighthouse keeper lived in Hammerfest for most of the year.\n")
+    write(src / "c.txt", "It was not what they had been told at all, and so it was.\n")
+    write(src / "d.txt", "Vardø lies on an island in the Barents Sea.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(src)])
+    assert content_words("What was the name of the lighthouse of Vardø in 1901?") == ["lighthouse", "vardø", "1901"]
+    with pipe.snapshot().view() as view:
+        paths = [view.passages([pid])[pid]["path"] for pid, _ in view.lexical(
+            "What was the colour of the lighthouse of Vardø?", 10)]
+        assert view.lexical("What was it that they had been?", 10) == []  # stopwords only: nothing
+    assert paths[0].endswith("a.txt")  # holds every content word
+    assert sorted(p.rsplit("/", 1)[1] for p in paths[1:]) == ["b.txt", "d.txt"]  # then any of them

@@ -69,13 +69,14 @@ def _compact(args: argparse.Namespace) -> int:
     from qa import index as ix
     from qa import indexer
 
-    folder = load({"index": args.index})["index"]
+    config = load({"index": args.index})
+    folder = config["index"]
     if args.upgrade:
         done = ix.upgrade(folder)
         print(f"{folder}/ now has the current layout (every vector kept)" if done else
               f"{folder}/ already has the current layout")
     if args.merge:
-        done = indexer.merge(folder)
+        done = indexer.merge(folder, config["vector_index"])
         print(f"{folder}/ merged into one segment" if done else f"{folder}/ has one segment and nothing deleted")
     return 0
 
@@ -189,12 +190,13 @@ def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
               f"not {local}", file=sys.stderr)
     elif result.generation and current_name(local) not in (None, result.generation):
         print(f"note: {url} answered from generation {result.generation}; {local} now serves "
-              f"{current_name(local)} (the server switches on its next question)", file=sys.stderr)
+              f"{current_name(local)} (the server switches once it has opened it, within a second or so)", file=sys.stderr)
     return result
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    docs = _pipeline(args).sources()
+    pipe = _pipeline(args)
+    docs = pipe.sources()
     if args.json:
         print(json.dumps(docs, ensure_ascii=False, indent=2))
         return 0
@@ -207,6 +209,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
         if d["meta"].get("language"):
             print("    looks non-English: the default model is English-only, answers over it will be weak "
                   "(a multilingual model is a setting)")
+    info = pipe.summary()
+    kinds = ", ".join(f"{k}: {sum(1 for s in info['segments'] if s['kind'] == k)}"
+                      for k in sorted({s["kind"] for s in info["segments"]}))
+    print(f"\n{info['documents']} documents, {info['passages']} passages in {len(info['segments'])} segment(s) "
+          f"({kinds}); encoder {info['encoder']}; generation {info['generation']}")
     return 0
 
 

@@ -113,7 +113,7 @@ class IndexReader:
 
     def __init__(self, generation: Generation) -> None:
         self.generation = generation
-        self.segments = [seg.open_segment(generation.root, s["name"], s.get("deleted", ()))
+        self.segments = [seg.open_segment(generation.root, s["name"], s.get("deleted", ()), s.get("kind", "flat"))
                          for s in generation.segments]
         self._home = {doc: n for n, s in enumerate(self.segments) for doc in s.live}
 
@@ -129,7 +129,7 @@ class IndexReader:
             n = min(k + len(s.deleted_ids), s.vectors.ntotal)
             if n <= 0:
                 continue
-            scores, ids = s.vectors.search(query, n)
+            scores, ids = s.vectors.search(query, n, params=seg.search_params(s.kind, n))
             found += [(float(sc), int(i)) for sc, i in zip(scores[0], ids[0], strict=True)
                       if i >= 0 and int(i) not in s.deleted_ids]
         return [(i, sc) for sc, i in heapq.nlargest(k, found)]
@@ -255,10 +255,11 @@ class IndexWriter:
         dimension: the vectors' dimension.
     """
 
-    def __init__(self, root: Path, previous: Generation | None, dimension: int) -> None:
-        self.root, self.previous, self.dimension = root, previous, dimension
+    def __init__(self, root: Path, previous: Generation | None, dimension: int, kind: str = "auto") -> None:
+        self.root, self.previous, self.dimension, self.kind = root, previous, dimension, kind
         entries = previous.segments if previous else []
-        self.segments = [seg.open_segment(root, e["name"], e.get("deleted", ())) for e in entries]
+        self.segments = [seg.open_segment(root, e["name"], e.get("deleted", ()), e.get("kind", "flat"))
+                         for e in entries]
         self.deleted = [set(s.deleted) for s in self.segments]
         self._home = {doc: n for n, s in enumerate(self.segments) for doc in s.live}
         self.next_id = int(previous.manifest.get("next_passage_id", 1)) if previous else 1
@@ -299,7 +300,7 @@ class IndexWriter:
             vectors: np.ndarray) -> list[int]:
         """Add a document (its id must not be served: `remove` the old version first)."""
         if self._new is None:
-            self._new = seg.Builder(self.root, self.dimension)
+            self._new = seg.Builder(self.root, self.dimension, self.kind)
         ids = self._new.add(doc_id, doc, sha256, indexed_at, chunks, self.next_id, vectors)
         self.next_id += len(chunks)
         return ids
@@ -311,20 +312,22 @@ class IndexWriter:
 
     def publish(self, manifest: dict[str, Any]) -> Generation:
         """Write the new segment, then a generation serving it beside the kept ones, then switch."""
-        entries = [{"name": s.name, "deleted": sorted(self.deleted[n])} for n, s in enumerate(self.segments)]
+        entries = [{"name": s.name, "kind": s.kind, "deleted": sorted(self.deleted[n])}
+                   for n, s in enumerate(self.segments)]
         if self._new is not None and self._new.documents:
-            entries.append({"name": self._new.finish(), "deleted": []})
+            name, kind = self._new.finish()
+            entries.append({"name": name, "kind": kind, "deleted": []})
         elif self._new is not None:
             self._new.abort()
         self._new = None
         docs, passages = self._counts(entries)
         gen = _publish(self.root, {**manifest, "segments": entries, "next_passage_id": self.next_id,
                                    "documents": docs, "passages": passages})
-        self.__init__(self.root, gen, self.dimension)  # go on from what was published
+        self.__init__(self.root, gen, self.dimension, self.kind)  # go on from what was published
         return gen
 
     def _counts(self, entries: list[dict[str, Any]]) -> tuple[int, int]:
-        segs = [seg.open_segment(self.root, e["name"], e["deleted"]) for e in entries]
+        segs = [seg.open_segment(self.root, e["name"], e["deleted"], e["kind"]) for e in entries]
         return sum(len(s.live) for s in segs), sum(s.passages for s in segs)
 
     def abort(self) -> None:
@@ -348,11 +351,12 @@ class IndexWriter:
                 picked = sorted(set(picked) | {n for n in range(len(segs)) if n != largest})
         if not picked:
             return None
-        name = seg.merge(self.root, [segs[n] for n in picked], self.dimension)
-        entries = [{"name": s.name, "deleted": sorted(s.deleted)} for n, s in enumerate(segs) if n not in picked]
-        entries.append({"name": name, "deleted": []})
+        name, kind = seg.merge(self.root, [segs[n] for n in picked], self.dimension, self.kind)
+        entries = [{"name": s.name, "kind": s.kind, "deleted": sorted(s.deleted)}
+                   for n, s in enumerate(segs) if n not in picked]
+        entries.append({"name": name, "kind": kind, "deleted": []})
         gen = _publish(self.root, {**self.previous.manifest, "segments": entries})
-        self.__init__(self.root, gen, self.dimension)
+        self.__init__(self.root, gen, self.dimension, self.kind)
         return gen
 
 
@@ -392,7 +396,8 @@ def upgrade(index_dir: str | os.PathLike) -> Generation | None:
             seg.fsync(work / f)
         os.rename(work, root / seg.FOLDER / name)
         seg.open_segment(root, name)  # the two halves agree, or this raises before anything is published
-        return _publish(root, {**manifest, "segments": [{"name": name, "deleted": []}], "next_passage_id": last + 1})
+        return _publish(root, {**manifest, "segments": [{"name": name, "kind": "flat", "deleted": []}],
+                               "next_passage_id": last + 1})
 
 
 @contextmanager

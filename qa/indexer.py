@@ -139,7 +139,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                "version": CHUNKER_VERSION}
     with ix.writer_lock(index_dir) as root:
         previous = None if rebuild else _previous(index_dir, embedder, chunker)
-        writer = ix.IndexWriter(root, previous, embedder.dimension)
+        writer = ix.IndexWriter(root, previous, embedder.dimension, config["vector_index"])
         plan = _plan(writer.documents(), files, roots, set(remove), report)
         if previous is not None and not plan.todo and not plan.removed:
             report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]
@@ -168,7 +168,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     return report
 
 
-def merge(index_dir: str | os.PathLike) -> bool:
+def merge(index_dir: str | os.PathLike, vector_index: str = "auto") -> bool:
     """Merge every segment of the index into one, dropping deleted rows (`qa index --merge`).
 
     Returns:
@@ -176,7 +176,8 @@ def merge(index_dir: str | os.PathLike) -> bool:
     """
     with ix.writer_lock(index_dir) as root:
         gen = ix.current(index_dir)
-        return ix.IndexWriter(root, gen, gen.manifest["dimension"]).merge(everything=True) is not None
+        writer = ix.IndexWriter(root, gen, gen.manifest["dimension"], vector_index)
+        return writer.merge(everything=True) is not None
 
 
 def _previous(index_dir, embedder: Embedder, chunker: dict) -> ix.Generation | None:

@@ -23,7 +23,15 @@ from qa import indexer, store
 from qa import sources as src
 from qa.documents import Answer, Conflict, DocumentRef, Evidence, Footnote, PassageHit, Result, Sentence
 from qa.embed import Embedder, load_embedder
-from qa.errors import DocumentNotFound, EmptyQuery, IndexChanged, IndexMismatch, IndexNotFound, QueryTooLong
+from qa.errors import (
+    DocumentNotFound,
+    EmptyQuery,
+    FootnoteError,
+    IndexChanged,
+    IndexMismatch,
+    IndexNotFound,
+    QueryTooLong,
+)
 from qa.jobs import ReindexJob
 from qa.reader import Reader, SpanReader, TransformersReader
 from qa.rerank import Reranker
@@ -115,6 +123,7 @@ class Pipeline:
         self.calibration = ans.CALIBRATION
         self._lock = threading.Lock()
         self._snapshot: ix.IndexReader | None = None
+        self._follower: threading.Thread | None = None
         self.sources_dir = Path(self.config["sources"])
         self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
 
@@ -171,11 +180,19 @@ class Pipeline:
         return self.index([], remove=[indexer.display_path(Path(p)) for p in paths])
 
     def snapshot(self) -> ix.IndexReader:
-        """The serving generation, reopened when a newer one has been published."""
-        name = ix.current_name(self.index_dir)
+        """The serving generation, reopened when a newer one has been published.
+
+        While `follow` runs, a request takes the generation already open and the background
+        thread opens the next one; otherwise the request that notices a new one opens it.
+        """
         snap = self._snapshot
-        if snap is not None and snap.generation.path.name == name:
+        if snap is not None and (self._follower is not None
+                                 or snap.generation.path.name == ix.current_name(self.index_dir)):
             return snap
+        return self._open_current()
+
+    def _open_current(self) -> ix.IndexReader:
+        name = ix.current_name(self.index_dir)
         with self._lock:
             if self._snapshot is None or self._snapshot.generation.path.name != name:
                 gen = ix.current(self.index_dir, self.config["model"])
@@ -191,6 +208,26 @@ class Pipeline:
                                 "answer confidences may be off until `qa index --rebuild`",
                                 gen.manifest.get("calibration"), self.calibration.version)
             return self._snapshot
+
+    def follow(self, interval: float = 0.25) -> None:
+        """Open each newly published generation in a background thread (`qa serve`), so no
+        request pays for loading it; requests keep the open one until the new one is ready."""
+        if self._follower is not None:
+            return
+
+        def run() -> None:
+            while True:
+                time.sleep(interval)
+                name = ix.current_name(self.index_dir)
+                snap = self._snapshot
+                if name and (snap is None or snap.generation.path.name != name):
+                    try:
+                        self._open_current()
+                    except FootnoteError as exc:  # no usable index yet: requests say so
+                        log.debug("not following %s: %s", name, exc)
+
+        self._follower = threading.Thread(target=run, name="follow-generations", daemon=True)
+        self._follower.start()
 
     def reading(self, work: Callable[[ix.IndexReader, ix.View], T]) -> T:
         """Run `work(reader, view)` on the serving generation. A merge removes the segments no
@@ -406,6 +443,16 @@ class Pipeline:
         path = self.document(doc_id)["path"]
         src.delete_source(self.sources_dir, path)  # a file indexed from elsewhere stays on disk
         return self.index([], remove=[path])
+
+    def summary(self) -> dict[str, Any]:
+        """What the serving generation holds: counts, backends, and its segments with the kind
+        of FAISS index each searches with."""
+        snap = self.snapshot()
+        m = snap.generation.manifest
+        return {"generation": snap.generation.path.name, "documents": m["documents"], "passages": m["passages"],
+                "model": m["model"], "encoder": ix.encoder_backend(m),
+                "segments": [{"name": s.name, "kind": s.kind, "passages": s.passages, "deleted": len(s.deleted)}
+                             for s in snap.segments]}
 
     def sources(self) -> list[dict[str, Any]]:
         """Every indexed document with its counts."""

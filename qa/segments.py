@@ -30,6 +30,9 @@ from qa.errors import IndexMismatch
 
 FAISS_FILE, STORE_FILE = "faiss.index", "store.sqlite"
 FOLDER = "segments"
+KINDS = ("auto", "flat", "hnsw")
+FLAT_MAX = 100_000  # passages a segment searches exactly; larger ones get an HNSW graph
+HNSW_LINKS, HNSW_BUILD, HNSW_SEARCH = 32, 40, 96  # M, efConstruction, efSearch (at least k)
 
 
 def fsync(path: Path) -> None:
@@ -52,6 +55,7 @@ class Segment:
 
     name: str
     path: Path
+    kind: str
     vectors: faiss.Index
     live: frozenset[str]
     deleted: frozenset[str]
@@ -66,7 +70,7 @@ class Segment:
         return store.connect(str(self.store_path), readonly=True)
 
 
-def open_segment(root: Path, name: str, deleted: list[str] | tuple[str, ...] = ()) -> Segment:
+def open_segment(root: Path, name: str, deleted: list[str] | tuple[str, ...] = (), kind: str = "flat") -> Segment:
     """Open one segment of a generation and check its two halves agree (same passage count).
 
     Raises:
@@ -89,7 +93,34 @@ def open_segment(root: Path, name: str, deleted: list[str] | tuple[str, ...] = (
     if vectors.ntotal != count:
         raise IndexMismatch(f"{path}: {vectors.ntotal} vectors but {count} passages; rebuild with "
                             f"`qa index --rebuild`")
-    return Segment(name, path, vectors, frozenset(docs - gone), gone, dead, count - len(dead))
+    return Segment(name, path, kind, vectors, frozenset(docs - gone), gone, dead, count - len(dead))
+
+
+def choose(kind: str, passages: int) -> str:
+    """The FAISS index a segment of this size gets: exact (flat) search is fast up to FLAT_MAX
+    passages on 2 cores; beyond, an HNSW graph over the same exact vectors (so distances,
+    reconstruction and merges stay exact, only recall is approximate)."""
+    if kind not in KINDS:
+        raise ValueError(f"vector_index must be one of {', '.join(KINDS)}, not {kind!r}")
+    return ("flat" if passages <= FLAT_MAX else "hnsw") if kind == "auto" else kind
+
+
+def build_vectors(ids: np.ndarray, vectors: np.ndarray, kind: str) -> faiss.Index:
+    """A FAISS index of the given kind ("flat" or "hnsw") over unit vectors, keyed by passage id."""
+    dimension = vectors.shape[1]
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dimension, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_BUILD
+    else:
+        inner = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIDMap2(inner)
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), np.asarray(ids, dtype="int64"))
+    return index
+
+
+def search_params(kind: str, k: int) -> faiss.SearchParameters | None:
+    return faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH, k)) if kind == "hnsw" else None
 
 
 def new_name() -> str:
@@ -100,14 +131,15 @@ class Builder:
     """A new segment being written in a `.tmp-` folder; `finish` makes it durable and renames
     it into place, `abort` removes it. Passage ids are given by the caller (unique in the index)."""
 
-    def __init__(self, root: Path, dimension: int) -> None:
+    def __init__(self, root: Path, dimension: int, kind: str = "auto") -> None:
         self.name = new_name()
         self.final = root / FOLDER / self.name
         self.work = root / FOLDER / f".tmp-{self.name}"
         self.work.mkdir(parents=True)
         self.conn = store.connect(str(self.work / STORE_FILE))
         store.create(self.conn)
-        self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.kind = kind
+        self.vectors = build_vectors(np.zeros(0, "int64"), np.zeros((0, dimension), "float32"), "flat")
         self.documents = 0
 
     @property
@@ -122,15 +154,21 @@ class Builder:
         self.documents += 1
         return ids
 
-    def finish(self) -> str:
+    def finish(self) -> tuple[str, str]:
+        """Make the segment durable and put it in place; returns its name and its index kind."""
         self.conn.commit()
         self.conn.close()
-        faiss.write_index(self.vectors, str(self.work / FAISS_FILE))
+        kind = choose(self.kind, self.passages)
+        vectors = self.vectors
+        if kind != "flat":  # collected flat (cheap to add to), built as a graph once, at the end
+            ids = faiss.vector_to_array(vectors.id_map)
+            vectors = build_vectors(ids, vectors.reconstruct_batch(ids), kind)
+        faiss.write_index(vectors, str(self.work / FAISS_FILE))
         for name in (FAISS_FILE, STORE_FILE):
             fsync(self.work / name)
         os.rename(self.work, self.final)
         fsync(self.final.parent)
-        return self.name
+        return self.name, kind
 
     def abort(self) -> None:
         try:
@@ -142,10 +180,10 @@ class Builder:
 TABLES = ("documents", "sentences", "refs", "citations", "passages")
 
 
-def merge(root: Path, parts: list[Segment], dimension: int) -> str:
+def merge(root: Path, parts: list[Segment], dimension: int, kind: str = "auto") -> tuple[str, str]:
     """One new segment holding the live documents of `parts`, their rows copied and their
     vectors reconstructed from the parts' FAISS files (never encoded again)."""
-    out = Builder(root, dimension)
+    out = Builder(root, dimension, kind)
     try:
         for part in parts:
             out.conn.execute("ATTACH DATABASE ? AS part", (f"file:{part.store_path}?mode=ro",))

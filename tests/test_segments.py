@@ -209,3 +209,51 @@ def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, emb
         assert view.lexical("What was it that they had been?", 10) == []  # stopwords only: nothing
     assert paths[0].endswith("a.txt")  # holds every content word
     assert sorted(p.rsplit("/", 1)[1] for p in paths[1:]) == ["b.txt", "d.txt"]  # then any of them
+
+
+def test_an_hnsw_segment_finds_what_a_flat_one_finds(tmp_path: Path, embedder, corpus_dir: Path, capsys):
+    flat = make_pipeline(tmp_path / "flat", embedder)
+    flat.index([str(corpus_dir)])
+    graph = make_pipeline(tmp_path / "hnsw", embedder, vector_index="hnsw")
+    graph.index([str(corpus_dir)])
+    assert [s["kind"] for s in ix.current(graph.index_dir).segments] == ["hnsw"]
+    questions = [QUESTION, "Who directed the establishment of international communication centers?",
+                 "What did the Fujian Media Group create?"]
+    for q in questions:
+        assert gist(graph, q) == gist(flat, q)
+        assert [p.document.path for p in graph.ask(q).passages] == [p.document.path for p in flat.ask(q).passages]
+    write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed in 1999.\n")
+    graph.index([str(tmp_path / "extra.txt")])
+    assert indexer.merge(graph.index_dir, "hnsw") and [s["kind"] for s in ix.current(graph.index_dir).segments] \
+        == ["hnsw"]
+    assert ids_agree(graph)[0] == ids_agree(flat)[0] + 1
+    assert seg.choose("auto", seg.FLAT_MAX) == "flat" and seg.choose("auto", seg.FLAT_MAX + 1) == "hnsw"
+
+    from qa.cli import main
+
+    assert main(["sources", "--index", str(graph.index_dir)]) == 0
+    assert "in 1 segment(s) (hnsw: 1); encoder onnx-int8" in capsys.readouterr().out
+
+
+def test_a_following_pipeline_opens_new_generations_in_the_background(tmp_path: Path, embedder, monkeypatch):
+    opened: list[str] = []
+
+    class Recorded(ix.IndexReader):
+        def __init__(self, generation: ix.Generation) -> None:
+            opened.append(threading.current_thread().name)
+            super().__init__(generation)
+
+    monkeypatch.setattr(ix, "IndexReader", Recorded)
+    writer = make_pipeline(tmp_path / "idx", embedder)
+    writer.index([str(SEED)])
+    server = make_pipeline(tmp_path / "idx", embedder)
+    assert server.ask(QUESTION).answered  # the first generation is opened by the first request
+    server.follow(interval=0.05)
+    write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed Solbris in 1999.\n")
+    writer.index([str(tmp_path / "extra.txt")])
+    new = ix.current_name(writer.index_dir)
+    deadline = time.monotonic() + 2.0
+    while server.ask(QUESTION).generation != new:
+        assert time.monotonic() < deadline, "the new generation was not served within 2 s"
+        time.sleep(0.05)
+    assert opened == ["MainThread", "follow-generations"]  # no request opened the new one

@@ -29,6 +29,7 @@ def serve(config: dict[str, Any]) -> None:
         pipeline.ask("warm up")
     except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one
         log.warning("%s", exc)
+    pipeline.follow()  # new generations are opened in the background, not by a request
     app = create_app(pipeline=pipeline)
     host, port = config["host"], int(config["port"])
     print(f"Footnote is serving {config['index']}/ on http://{host}:{port}/ (Ctrl+C stops it)",

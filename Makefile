@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test install-train train-reader calibrate run index test lint bench inspect-eval eval screenshots chromium latency clean
+.PHONY: install install-test install-train train-reader calibrate run index test lint bench bench-scale inspect-eval eval screenshots chromium latency clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -73,6 +73,12 @@ clean:
 bench: install
 	$(PY) scripts/bench_speed.py --file $(EVAL)/squad/squad_v2.0_dev_subset.json
 	$(PY) scripts/bench_reindex.py
+
+# An index of 10k, 100k and 1M passages built from the public SQuAD passages (noisy copies of real
+# embeddings), with search, lexical, /api/ask, update, start-up, memory and disk figures.
+# One size: make bench-scale ARGS="--passages 200000 --keep DIR --json"
+bench-scale: install
+	$(PY) scripts/bench_scale.py $(ARGS)
 
 # Answer quality on the public SQuAD 2.0, SQuAD 1.1 and CLAPNQ files, read in place from ../shared/eval
 # (the README's Quality section has the figures; each run indexes its file in a temporary folder).

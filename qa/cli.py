@@ -190,7 +190,8 @@ def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
               f"not {local}", file=sys.stderr)
     elif result.generation and current_name(local) not in (None, result.generation):
         print(f"note: {url} answered from generation {result.generation}; {local} now serves "
-              f"{current_name(local)} (the server switches once it has opened it, within a second or so)", file=sys.stderr)
+              f"{current_name(local)} (the server switches once it has opened it, within a second or so)",
+              file=sys.stderr)
     return result
 
 

@@ -123,15 +123,8 @@ class IndexReader:
 
     def dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k passages nearest the unit vector `qvec` (id, inner product), best first."""
-        found: list[tuple[float, int]] = []
         query = np.ascontiguousarray(qvec.reshape(1, -1), dtype="float32")
-        for s in self.segments:
-            n = min(k + len(s.deleted_ids), s.vectors.ntotal)
-            if n <= 0:
-                continue
-            scores, ids = s.vectors.search(query, n, params=seg.search_params(s.kind, n))
-            found += [(float(sc), int(i)) for sc, i in zip(scores[0], ids[0], strict=True)
-                      if i >= 0 and int(i) not in s.deleted_ids]
+        found = [hit for s in self.segments for hit in s.search(query, k)]
         return [(i, sc) for sc, i in heapq.nlargest(k, found)]
 
     @contextmanager
@@ -180,7 +173,9 @@ class View:
         statistics, close to the whole index's once merges keep the small segments few)."""
         found: list[tuple[float, int]] = []
         for n, s in enumerate(self.reader.segments):
-            hits = store.lexical_search(self._conn(n), question, k + len(s.deleted_ids))
+            # Deleted passages are dropped after the query; fetching a few more makes up for them
+            # (merges keep any segment under MAX_DELETED).
+            hits = store.lexical_search(self._conn(n), question, k + min(len(s.deleted_ids), 3 * k))
             found += [(score, pid) for pid, score in hits if pid not in s.deleted_ids]
         return [(pid, score) for score, pid in heapq.nlargest(k, found)]
 

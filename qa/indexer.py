@@ -135,8 +135,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     t0 = time.perf_counter()
     report = Report()
     files, roots = discover(paths, report)
-    chunker = {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"],
-               "version": CHUNKER_VERSION}
+    chunker = manifest(embedder, config)["chunker"]
     with ix.writer_lock(index_dir) as root:
         previous = None if rebuild else _previous(index_dir, embedder, chunker)
         writer = ix.IndexWriter(root, previous, embedder.dimension, config["vector_index"])
@@ -150,10 +149,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             runner = ParsePool(0) if one else pool or shared()
             _apply(writer, plan, embedder, config, report, progress, runner)
             if report.added or report.updated or report.removed:
-                manifest = {"model": embedder.name, "encoder": embedder.backend, "dimension": embedder.dimension,
-                            "chunker": chunker, "calibration": CALIBRATION.version,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-                gen = writer.publish(manifest)
+                gen = writer.publish(manifest(embedder, config))
                 report.published = True
                 writer.merge()
             else:
@@ -166,6 +162,15 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             report.documents, report.passages = gen.manifest["documents"], gen.manifest["passages"]
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def manifest(embedder: Embedder, config: dict) -> dict:
+    """What a generation records about how its passages were made: the model and backend that
+    encoded them, the chunker settings, the calibration it was built for."""
+    return {"model": embedder.name, "encoder": embedder.backend, "dimension": embedder.dimension,
+            "chunker": {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"],
+                        "version": CHUNKER_VERSION},
+            "calibration": CALIBRATION.version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def merge(index_dir: str | os.PathLike, vector_index: str = "auto") -> bool:

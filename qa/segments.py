@@ -62,6 +62,19 @@ class Segment:
     deleted_ids: frozenset[int]
     passages: int  # live passages
 
+    def __post_init__(self) -> None:
+        # FAISS leaves the deleted passages out while it searches (the ids are copied into it).
+        self.skip = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.deleted_ids, dtype="int64"))) \
+            if self.deleted_ids else None
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[float, int]]:
+        """The k live passages nearest a (1, dimension) query: (inner product, passage id)."""
+        k = min(k, self.vectors.ntotal)
+        if k <= 0:
+            return []
+        scores, ids = self.vectors.search(query, k, params=search_params(self.kind, k, self.skip))
+        return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
     @property
     def store_path(self) -> Path:
         return self.path / STORE_FILE
@@ -119,8 +132,17 @@ def build_vectors(ids: np.ndarray, vectors: np.ndarray, kind: str) -> faiss.Inde
     return index
 
 
-def search_params(kind: str, k: int) -> faiss.SearchParameters | None:
-    return faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH, k)) if kind == "hnsw" else None
+def search_params(kind: str, k: int, skip: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+    """How to search a segment: the HNSW beam width, and the deleted passages to leave out."""
+    if kind == "hnsw":
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH, k))
+    elif skip is not None:
+        params = faiss.SearchParameters()
+    else:
+        return None
+    if skip is not None:
+        params.sel = skip
+    return params
 
 
 def new_name() -> str:

@@ -39,20 +39,33 @@ def serving(paths: tuple[str, ...] = ("sources",), timeout: float = 180) -> Iter
     """
     with tempfile.TemporaryDirectory(prefix="footnote-index-") as index:
         subprocess.run(_qa("index", *paths, "--index", index, "--quiet"), cwd=ROOT, check=True)
-        port = _free_port()
-        proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port)), cwd=ROOT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/sources", timeout=5).close()
-                    break
-                except (urllib.error.URLError, ConnectionError) as exc:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"qa serve did not start on {base}") from exc
-                    time.sleep(0.3)
+        with serve_index(index, timeout) as (base, _proc, _ready):
             yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+
+
+@contextmanager
+def serve_index(index: str, timeout: float = 180) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """Run `qa serve` on an existing index; yield its base URL, the process and the seconds
+    from starting it to its first answer.
+
+    Raises:
+        RuntimeError: the server stopped or did not answer within `timeout` seconds.
+    """
+    port = _free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port)), cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/ask?q=ready", timeout=60).close()
+                break
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"qa serve did not start on {base}") from exc
+                time.sleep(0.05)
+        yield base, proc, time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -28,8 +28,8 @@ SETTINGS: tuple[Setting, ...] = (
                                     "no torch), onnx (float32) or torch (sentence-transformers). An existing index "
                                     "keeps the backend it was built with until `qa index --rebuild`."),
     Setting("encoder_threads", 0, "onnxruntime threads for the encoder (0: one per physical core)."),
-    Setting("vector_index", "auto", "FAISS index of each segment: auto (exact search up to 100,000 passages, an HNSW "
-                                    "graph beyond), flat or hnsw. Applies to segments written from then on."),
+    Setting("vector_index", "auto", "FAISS index of each segment: auto (exhaustive search up to 50,000 passages, IVF "
+                                    "beyond), flat, ivf or hnsw. Applies to segments written from then on."),
     Setting("chunk_chars", 700, "Largest passage size in characters (a longer single sentence stays whole)."),
     Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages."),
     Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported."),

@@ -110,12 +110,18 @@ def count_passages(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM passages").fetchone()[0]
 
 
-def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[tuple[int, float]]:
-    """BM25 over passages (FTS5) for the question's content words (`qa.words`).
+COMMON = 2000  # a word in more passages than this is left out of the OR query (it would score them all)
 
-    Passages holding every content word come first, then, to fill `limit`, those holding any
-    of them: a query of every word ORed, "the" and "of" included, scores nearly every passage
-    (527 ms on 100k passages against 1 ms without them), while AND alone misses paraphrases.
+
+def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[tuple[int, float]]:
+    """BM25 over passages (FTS5) for the question's content words (`qa.words`), bounded.
+
+    Passages holding every content word come first; to fill `limit`, passages holding any of
+    the words that occur in at most COMMON passages follow. A query ORing every word, "the"
+    and "of" included, scores nearly every passage (527 ms on 100k passages); ORing content
+    words still scored a tenth of a million passages for a question on a 1M index (95 ms),
+    while the AND alone misses paraphrases. Below COMMON passages a word is always kept, so a
+    small index searches exactly as an unbounded OR would.
 
     Returns:
         (passage id, bm25 score with higher better) best first, at most `limit`.
@@ -123,15 +129,21 @@ def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[
     words = content_words(question)
     if not words:
         return []
-    terms = [f'"{w}"' for w in words]
     sql = ("SELECT rowid, -bm25(passages_fts, 1.0, 0.3) AS s FROM passages_fts "
            "WHERE passages_fts MATCH ? ORDER BY s DESC LIMIT ?")
-    found = [(r[0], r[1]) for r in conn.execute(sql, (" AND ".join(terms), limit))]
-    if len(found) < limit and len(terms) > 1:
+    found = [(r[0], r[1]) for r in conn.execute(sql, (" AND ".join(f'"{w}"' for w in words), limit))]
+    rare = [w for w in words if not _common(conn, w)] if len(words) > 1 else []
+    if len(found) < limit and rare:
         seen = {pid for pid, _ in found}
-        more = conn.execute(sql, (" OR ".join(terms), limit))
+        more = conn.execute(sql, (" OR ".join(f'"{w}"' for w in rare), limit))
         found += [(r[0], r[1]) for r in more if r[0] not in seen][: limit - len(found)]
     return found
+
+
+def _common(conn: sqlite3.Connection, word: str) -> bool:
+    """The word occurs in more than COMMON passages (found by skipping that many: no scoring)."""
+    return conn.execute("SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? LIMIT 1 OFFSET ?",
+                        (f'"{word}"', COMMON)).fetchone() is not None
 
 
 def passages(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.Row]:

@@ -211,12 +211,14 @@ def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, emb
     assert sorted(p.rsplit("/", 1)[1] for p in paths[1:]) == ["b.txt", "d.txt"]  # then any of them
 
 
-def test_an_hnsw_segment_finds_what_a_flat_one_finds(tmp_path: Path, embedder, corpus_dir: Path, capsys):
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_an_approximate_segment_finds_what_a_flat_one_finds(tmp_path: Path, embedder, corpus_dir: Path, capsys,
+                                                             kind: str):
     flat = make_pipeline(tmp_path / "flat", embedder)
     flat.index([str(corpus_dir)])
-    graph = make_pipeline(tmp_path / "hnsw", embedder, vector_index="hnsw")
+    graph = make_pipeline(tmp_path / kind, embedder, vector_index=kind)
     graph.index([str(corpus_dir)])
-    assert [s["kind"] for s in ix.current(graph.index_dir).segments] == ["hnsw"]
+    assert [s["kind"] for s in ix.current(graph.index_dir).segments] == [kind]
     questions = [QUESTION, "Who directed the establishment of international communication centers?",
                  "What did the Fujian Media Group create?"]
     for q in questions:
@@ -224,15 +226,15 @@ def test_an_hnsw_segment_finds_what_a_flat_one_finds(tmp_path: Path, embedder, c
         assert [p.document.path for p in graph.ask(q).passages] == [p.document.path for p in flat.ask(q).passages]
     write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed in 1999.\n")
     graph.index([str(tmp_path / "extra.txt")])
-    assert indexer.merge(graph.index_dir, "hnsw") and [s["kind"] for s in ix.current(graph.index_dir).segments] \
-        == ["hnsw"]
+    assert indexer.merge(graph.index_dir, kind) and [s["kind"] for s in ix.current(graph.index_dir).segments] \
+        == [kind]
     assert ids_agree(graph)[0] == ids_agree(flat)[0] + 1
-    assert seg.choose("auto", seg.FLAT_MAX) == "flat" and seg.choose("auto", seg.FLAT_MAX + 1) == "hnsw"
+    assert seg.choose("auto", seg.FLAT_MAX) == "flat" and seg.choose("auto", seg.FLAT_MAX + 1) == "ivf"
 
     from qa.cli import main
 
     assert main(["sources", "--index", str(graph.index_dir)]) == 0
-    assert "in 1 segment(s) (hnsw: 1); encoder onnx-int8" in capsys.readouterr().out
+    assert f"in 1 segment(s) ({kind}: 1); encoder onnx-int8" in capsys.readouterr().out
 
 
 def test_a_following_pipeline_opens_new_generations_in_the_background(tmp_path: Path, embedder, monkeypatch):

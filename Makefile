@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test install-train train-reader calibrate run index test lint bench bench-scale inspect-eval eval screenshots chromium latency clean
+.PHONY: install install-test train-reader calibrate run index test lint bench bench-scale inspect-eval eval screenshots chromium latency clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -24,16 +24,10 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-$(VENV)/.installed-train: pyproject.toml | $(VENV)/bin/activate
-	$(PY) -m pip install --quiet -e '.[train]'
-	touch $(VENV)/.installed $@
-
-install-train: $(VENV)/.installed-train
-
 # Footnote's span reader, trained here on ../shared/train (read in place); about 85 minutes on 2 cores.
 # Writes qa/models/reader/ (model.onnx, tokenizer.json, MODEL_CARD.md); checkpoints in ~/.cache/footnote/train.
 # A smoke run: make train-reader ARGS='--max-steps 20 --questions 300 --out /tmp/reader'
-train-reader: install-train
+train-reader: install
 	nice $(PY) scripts/train_reader.py $(ARGS)
 
 # The abstention calibration (qa/models/calibration.json), by nested article-wise CV on public SQuAD 2.0.

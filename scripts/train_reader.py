@@ -17,7 +17,7 @@ closed-setting EM/F1 (gold paragraph given) and how often no-answer windows are 
 
 The run is bounded by `--max-minutes` and checkpoints every `--checkpoint-minutes` to
 `~/.cache/footnote/train/` (outside the repository); run again with the same arguments and it
-resumes from the checkpoint. Training runs with torch (the `train` extra adds onnx);
+resumes from the checkpoint. Training runs with torch (onnx, a dependency, serves the export);
 answering never imports it.
 """
 

@@ -44,7 +44,8 @@ SETTINGS: tuple[Setting, ...] = (
                           "question-answering model folder (run with transformers and torch)."),
     Setting("min_support", CALIBRATION.threshold, "Lowest answer confidence (0..1, from the calibration file "
                                                   "qa/models/calibration.json) that still counts as an answer."),
-    Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads."),
+    Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads (left at sources: the "
+                                  "first folder the index was built from, when there is one)."),
     Setting("upload_max_mb", 20, "Largest file accepted by an upload, in MiB."),
     Setting("admin_token", "", "Token required to upload, remove and reindex from the browser; empty disables them."),
     Setting("host", "127.0.0.1", "Address `qa serve` binds to."),
@@ -53,6 +54,10 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def default(name: str) -> Any:
+    return _BY_NAME[name].default
 ENV_PREFIX = "FOOTNOTE_"
 
 

@@ -39,7 +39,8 @@ from qa.chunk import Chunk
 from qa.documents import Citation, Document, Reference, Sentence
 from qa.errors import IndexChanged, IndexLocked, IndexMismatch, IndexNotFound
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+UPGRADABLE = (1, 2)  # 1: one folder a generation; 2: segments, documents known by their path as shown
 MANIFEST_FILE = "config.json"
 KEEP_GENERATIONS = 2  # the serving one and its predecessor, which readers may still hold open
 MAX_SEGMENTS = 8  # more than this and the small ones are merged after a publish
@@ -77,9 +78,10 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
     except (OSError, ValueError) as exc:
         raise IndexNotFound(f"no index at {root}/ yet; build one with `qa index --index {root}`") from exc
     rebuild = f"rebuild it with `qa index --rebuild --index {root}`"
-    if manifest.get("schema") == 1:
-        raise IndexMismatch(f"the index at {root}/ has the layout of an older Footnote (schema 1); convert it, "
-                            f"keeping every vector, with `qa index --upgrade --index {root}`")
+    if manifest.get("schema") in UPGRADABLE:
+        raise IndexMismatch(f"the index at {root}/ has the layout of an older Footnote (schema "
+                            f"{manifest.get('schema')}); convert it, keeping every vector, with "
+                            f"`qa index --upgrade --index {root}`")
     if manifest.get("schema") != SCHEMA_VERSION:
         raise IndexMismatch(f"the index at {root}/ has schema version {manifest.get('schema')}, this Footnote "
                             f"reads version {SCHEMA_VERSION}; {rebuild}")
@@ -260,13 +262,13 @@ class IndexWriter:
         self.next_id = int(previous.manifest.get("next_passage_id", 1)) if previous else 1
         self._new: seg.Builder | None = None
 
-    def documents(self) -> dict[str, tuple[str, str]]:
-        """Served documents as {path: (id, sha256)}."""
+    def documents(self) -> dict[str, tuple[str, str, str]]:
+        """Served documents as {source (absolute path): (id, sha256, path as cited)}."""
         out = {}
         for n, s in enumerate(self.segments):
             with _closing(s.connect()) as conn:
-                out.update({r["path"]: (r["id"], r["sha256"]) for r in
-                            conn.execute("SELECT id, path, sha256 FROM documents") if r["id"] in s.live
+                out.update({r["source"]: (r["id"], r["sha256"], r["path"]) for r in
+                            conn.execute("SELECT id, path, sha256, source FROM documents") if r["id"] in s.live
                             and r["id"] not in self.deleted[n]})
         return out
 
@@ -292,11 +294,11 @@ class IndexWriter:
         return self._new.vectors.reconstruct(int(passage_id))
 
     def add(self, doc_id: str, doc: Document, sha256: str, indexed_at: str, chunks: list[Chunk],
-            vectors: np.ndarray) -> list[int]:
-        """Add a document (its id must not be served: `remove` the old version first)."""
+            vectors: np.ndarray, source: str) -> list[int]:
+        """Add a document read from `source` (its id must not be served: `remove` the old version first)."""
         if self._new is None:
             self._new = seg.Builder(self.root, self.dimension, self.kind)
-        ids = self._new.add(doc_id, doc, sha256, indexed_at, chunks, self.next_id, vectors)
+        ids = self._new.add(doc_id, doc, sha256, indexed_at, chunks, self.next_id, vectors, source)
         self.next_id += len(chunks)
         return ids
 
@@ -356,10 +358,14 @@ class IndexWriter:
 
 
 def upgrade(index_dir: str | os.PathLike) -> Generation | None:
-    """Convert an index of the schema-1 layout (one generation folder holding `store.sqlite`
-    and `faiss.index`) into one segment, keeping every vector (`qa index --upgrade`).
+    """Convert an index of an older layout to this one, keeping every vector (`qa index --upgrade`).
 
-    The files are copied, not moved: until the new generation is published the old one serves.
+    Schema 1 kept one folder a generation (`store.sqlite` + `faiss.index`); schema 2 had
+    segments whose documents were known by their path as shown, relative to the folder `qa`
+    ran from. Each store is copied into a new segment and each document given its absolute
+    `source`, resolved from the current folder as the old layout assumed; FAISS files are
+    linked, not copied (they never change). Until the new generation is published the old one
+    serves.
 
     Returns:
         The new generation, or None when the index already has the current layout.
@@ -373,26 +379,48 @@ def upgrade(index_dir: str | os.PathLike) -> Generation | None:
             manifest = json.loads((old / MANIFEST_FILE).read_text())
         except (OSError, ValueError) as exc:
             raise IndexNotFound(f"no index at {root}/ to upgrade") from exc
-        if manifest.get("schema") == SCHEMA_VERSION:
+        schema = manifest.get("schema")
+        if schema == SCHEMA_VERSION:
             return None
-        if manifest.get("schema") != 1:
-            raise IndexMismatch(f"the index at {root}/ has schema {manifest.get('schema')}; only schema 1 can be "
-                                f"upgraded: rebuild it with `qa index --rebuild --index {root}`")
-        name = seg.new_name()
-        work = root / seg.FOLDER / f".tmp-{name}"
-        work.mkdir(parents=True)
-        for f in (seg.STORE_FILE, seg.FAISS_FILE):
-            shutil.copy2(old / f, work / f)
-        with _closing(store.connect(str(work / seg.STORE_FILE))) as conn:
-            conn.execute("CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256)")
-            last = conn.execute("SELECT max(id) FROM passages").fetchone()[0] or 0
-            conn.commit()
-        for f in (seg.STORE_FILE, seg.FAISS_FILE):
-            seg.fsync(work / f)
-        os.rename(work, root / seg.FOLDER / name)
-        seg.open_segment(root, name)  # the two halves agree, or this raises before anything is published
-        return _publish(root, {**manifest, "segments": [{"name": name, "kind": "flat", "deleted": []}],
-                               "next_passage_id": last + 1})
+        if schema not in UPGRADABLE:
+            raise IndexMismatch(f"the index at {root}/ has schema {schema}; it cannot be upgraded: rebuild it "
+                                f"with `qa index --rebuild --index {root}`")
+        parts = [(old, {"kind": "flat", "deleted": []})] if schema == 1 else \
+            [(root / seg.FOLDER / e["name"], e) for e in manifest["segments"]]
+        entries, last = [], 0
+        for folder, entry in parts:
+            name = seg.new_name()
+            work = root / seg.FOLDER / f".tmp-{name}"
+            work.mkdir(parents=True)
+            shutil.copy2(folder / seg.STORE_FILE, work / seg.STORE_FILE)
+            os.link(folder / seg.FAISS_FILE, work / seg.FAISS_FILE)
+            last = max(last, _add_sources(work / seg.STORE_FILE))
+            seg.fsync(work / seg.STORE_FILE)
+            os.rename(work, root / seg.FOLDER / name)
+            seg.open_segment(root, name)  # the two halves agree, or this raises before anything is published
+            entries.append({**entry, "name": name})
+        return _publish(root, {**manifest, "segments": entries, "roots": manifest.get("roots", []),
+                               "next_passage_id": max(int(manifest.get("next_passage_id", 1)), last + 1)})
+
+
+def _add_sources(path: Path) -> int:
+    """Rebuild a copied store's documents table with the `source` column (absolute path, from the
+    path as shown); returns the largest passage id. Foreign keys stay off, so nothing cascades."""
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute(store.DOCUMENTS.format(name="documents_new"))
+        conn.execute("INSERT INTO documents_new SELECT id, path, title, format, text, meta, sha256, indexed_at, "
+                     "id FROM documents")
+        conn.executemany("UPDATE documents_new SET source = ? WHERE id = ?",
+                         [(os.path.abspath(p), i) for i, p in conn.execute("SELECT id, path FROM documents")])
+        conn.execute("DROP TABLE documents")
+        conn.execute("ALTER TABLE documents_new RENAME TO documents")
+        conn.execute("CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256)")
+        last = conn.execute("SELECT max(id) FROM passages").fetchone()[0] or 0
+        conn.commit()
+        return last
+    finally:
+        conn.close()
 
 
 @contextmanager

@@ -56,20 +56,32 @@ class Report:
 
 
 def display_path(path: Path) -> str:
-    """Paths are shown relative to the working folder when inside it (as `sources/x.txt`)."""
+    """Paths in messages are shown relative to the working folder when inside it (`sources/x.txt`)."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path.resolve())
 
 
-def document_id(shown_path: str) -> str:
-    """Stable id from the path, so links survive edits; identical files at two paths stay two documents."""
-    return hashlib.sha1(shown_path.encode()).hexdigest()[:16]
+def document_id(source: str) -> str:
+    """Stable id from the file's absolute path, so links survive edits and working folders;
+    identical files at two paths stay two documents."""
+    return hashlib.sha1(source.encode()).hexdigest()[:16]
 
 
-def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[Path], list[str]]:
-    """Files to index under the given files and folders, and the folder prefixes they cover.
+@dataclass(frozen=True)
+class Source:
+    """A file to index: as found, its absolute path (the document's identity, whatever folder
+    `qa` runs from) and how answers cite it (its root's name, then the path inside the root)."""
+
+    file: Path
+    source: str
+    shown: str
+
+
+def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[Source], list[str]]:
+    """Files to index under the given files and folders, and the roots they cover (absolute;
+    a folder's ends with "/").
 
     Missing paths and unsupported files are recorded as failures; hidden files and README
     files are left out silently.
@@ -77,20 +89,22 @@ def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[P
     files, roots = [], []
     for raw in paths:
         p = Path(raw)
+        root = os.path.abspath(p)
         if p.is_dir():
-            roots.append(display_path(p).rstrip("/") + "/")
+            roots.append(root.rstrip("/") + "/")
             for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p).parts
-                if not f.is_file() or any(part.startswith(".") for part in rel) or f.name.lower() in SKIPPED_NAMES:
+                rel = f.relative_to(p)
+                if not f.is_file() or any(part.startswith(".") for part in rel.parts) \
+                        or f.name.lower() in SKIPPED_NAMES:
                     continue
+                shown = f"{Path(root).name}/{rel.as_posix()}"
                 if is_supported(f):
-                    files.append(f)
+                    files.append(Source(f, os.path.join(root, str(rel)), shown))
                 else:
-                    shown = display_path(f)
                     report.failed.append((shown, str(unsupported(shown, f.suffix)).removeprefix(shown + ": ")))
         elif p.is_file():
-            roots.append(display_path(p))
-            files.append(p)
+            roots.append(root)
+            files.append(Source(p, root, p.name))
         else:
             report.failed.append((str(raw), "no such file or folder"))
     return files, roots
@@ -121,7 +135,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         config: settings (chunk_chars, chunk_overlap, max_file_mb).
         rebuild: ignore the existing index and start over.
         progress: called as (done, total, current path) while files are processed.
-        remove: paths of documents to drop whatever the files say (`qa remove`).
+        remove: absolute paths of documents to drop whatever the files say (`qa remove`).
         pool: parse worker processes to use when there is more than one file to read
             (None: the process-wide pool, `qa.parsepool.shared()`).
 
@@ -149,7 +163,8 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             runner = ParsePool(0) if one else pool or shared()
             _apply(writer, plan, embedder, config, report, progress, runner)
             if report.added or report.updated or report.removed:
-                gen = writer.publish(manifest(embedder, config))
+                known = previous.manifest.get("roots", []) if previous else []
+                gen = writer.publish({**manifest(embedder, config), "roots": list(dict.fromkeys(known + roots))})
                 report.published = True
                 writer.merge()
             else:
@@ -202,31 +217,31 @@ def _previous(index_dir, embedder: Embedder, chunker: dict) -> ix.Generation | N
 
 @dataclass
 class _Plan:
-    """What a run must do: files to (re)parse with their hash, documents to drop, and the old ids."""
+    """What a run must do: files to (re)parse with their hash, documents to drop (by source),
+    and the served documents ({source: (id, sha256, path as cited)})."""
 
-    todo: list[tuple[Path, str, str]]
+    todo: list[tuple[Source, str]]
     removed: list[str]
-    old: dict[str, tuple[str, str]]
+    old: dict[str, tuple[str, str, str]]
 
 
-def _plan(old: dict[str, tuple[str, str]], files: list[Path], roots: list[str], remove: set[str],
+def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list[str], remove: set[str],
           report: Report) -> _Plan:
-    """Hash the files and compare with the served documents ({path: (id, sha256)})."""
+    """Hash the files and compare with the served documents."""
     todo, seen = [], set()
     for f in files:
-        shown = display_path(f)
-        seen.add(shown)
-        if shown in remove:
+        seen.add(f.source)
+        if f.source in remove:
             continue
         try:
-            sha = _sha256(f)
+            sha = _sha256(f.file)
         except OSError as exc:
-            report.failed.append((shown, f"cannot read file ({exc.strerror or exc})"))
+            report.failed.append((f.shown, f"cannot read file ({exc.strerror or exc})"))
             continue
-        if shown in old and old[shown][1] == sha:
-            report.unchanged.append(shown)
+        if f.source in old and old[f.source][1] == sha:
+            report.unchanged.append(f.shown)
         else:
-            todo.append((f, shown, sha))
+            todo.append((f, sha))
     removed = [p for p in old if p in remove or (p not in seen and _covered(p, roots))]
     return _Plan(todo, removed, old)
 
@@ -235,21 +250,21 @@ def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, config: dict
            progress: Progress | None, pool: ParsePool) -> None:
     """Parse, chunk and embed what changed, and drop what is gone."""
     batch = _Batch(writer, embedder, report)
-    jobs = ((item, (item[0], item[1], int(config["max_file_mb"] * 2**20), config["chunk_chars"],
+    jobs = ((item, (item[0].file, item[0].shown, int(config["max_file_mb"] * 2**20), config["chunk_chars"],
                     config["chunk_overlap"])) for item in plan.todo)
-    for n, ((_, shown, sha), parsed) in enumerate(pool.map(parse_file, jobs)):
+    for n, ((source, sha), parsed) in enumerate(pool.map(parse_file, jobs)):
         if progress:
-            progress(n, len(plan.todo), shown)
+            progress(n, len(plan.todo), source.shown)
         if isinstance(parsed, (str, Exception)):
-            report.failed.append((shown, str(parsed)))
+            report.failed.append((source.shown, str(parsed)))
             continue  # an earlier version of this file, if any, stays indexed
-        batch.add(shown, sha, *parsed, plan.old.get(shown))
+        batch.add(source, sha, *parsed, plan.old.get(source.source))
     batch.flush()
     if progress:
         progress(len(plan.todo), len(plan.todo), "")
     for path in plan.removed:
         writer.remove(plan.old[path][0])
-        report.removed.append(path)
+        report.removed.append(plan.old[path][2])
 
 
 class _Batch:
@@ -263,17 +278,18 @@ class _Batch:
     def __init__(self, writer: ix.IndexWriter, embedder: Embedder, report: Report) -> None:
         self.writer, self.embedder, self.report = writer, embedder, report
         self.now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.docs: list[tuple[str, str, Document, list[Chunk], list[str], dict[str, np.ndarray], tuple | None]] = []
+        self.docs: list[tuple[Source, str, Document, list[Chunk], list[str], dict[str, np.ndarray], tuple | None]] = []
         self.missing: dict[str, None] = {}  # texts to encode, in order, once each
         self.written: dict[bytes, int] = {}  # digest of each text written this run -> its passage id
 
-    def add(self, shown: str, sha: str, doc: Document, chunks: list[Chunk], old: tuple[str, str] | None) -> None:
+    def add(self, source: Source, sha: str, doc: Document, chunks: list[Chunk],
+            old: tuple[str, str, str] | None) -> None:
         texts = [doc.text[c.start:c.end] for c in chunks]
         known = self.writer.reusable(sha, old[0] if old else None)
         for t in texts:
             if t not in known and _digest(t) not in self.written:
                 self.missing.setdefault(t)
-        self.docs.append((shown, sha, doc, chunks, texts, known, old))
+        self.docs.append((source, sha, doc, chunks, texts, known, old))
         if len(self.missing) >= FLUSH:
             self.flush()
 
@@ -281,16 +297,18 @@ class _Batch:
         """Encode the missing texts in one call, then write the waiting documents and vectors."""
         fresh = dict(zip(self.missing, self.embedder.encode(list(self.missing)), strict=True))
         self.report.encoded += len(fresh)
-        for shown, sha, doc, chunks, texts, known, old in self.docs:
+        for source, sha, doc, chunks, texts, known, old in self.docs:
             vecs = [known[t] if t in known else fresh[t] if t in fresh
                     else self.writer.vector(self.written[_digest(t)]) for t in texts]
             if old:
                 self.writer.remove(old[0])
-                self.report.updated.append(shown)
+                self.report.updated.append(source.shown)
             else:
-                self.report.added.append(shown)
+                self.report.added.append(source.shown)
             stacked = np.stack(vecs) if vecs else np.zeros((0, self.embedder.dimension), dtype="float32")
-            ids = self.writer.add(document_id(shown), doc, sha, self.now, chunks, stacked)
+            # A changed file keeps its id (an index upgraded from an older layout has ids of another form).
+            doc_id = old[0] if old else document_id(source.source)
+            ids = self.writer.add(doc_id, doc, sha, self.now, chunks, stacked, source.source)
             self.written.update((_digest(t), i) for t, i in zip(texts, ids, strict=True))
         self.docs, self.missing = [], {}
 

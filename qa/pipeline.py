@@ -7,6 +7,7 @@ generation of the index, notices when a new generation is published, and answers
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -124,8 +125,20 @@ class Pipeline:
         self._lock = threading.Lock()
         self._snapshot: ix.IndexReader | None = None
         self._follower: threading.Thread | None = None
-        self.sources_dir = Path(self.config["sources"])
         self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
+
+    @property
+    def sources_dir(self) -> Path:
+        """Where uploads go and what the browser's reindex reads: the `sources` setting when it
+        is set, else the first folder the index was built from (the manifest's roots)."""
+        if self.config["sources"] != cfg.default("sources"):
+            return Path(self.config["sources"])
+        try:
+            roots = ix.current(self.index_dir).manifest.get("roots", [])
+        except FootnoteError:
+            roots = []
+        folders = [r for r in roots if r.endswith("/")]
+        return Path(folders[0]) if folders else Path(self.config["sources"])
 
     @property
     def reranker(self) -> Reranker:
@@ -177,7 +190,7 @@ class Pipeline:
 
     def remove(self, paths: Iterable[str]) -> indexer.Report:
         """Drop the documents indexed from these paths (the files themselves are left alone)."""
-        return self.index([], remove=[indexer.display_path(Path(p)) for p in paths])
+        return self.index([], remove=[os.path.abspath(p) for p in paths])
 
     def snapshot(self) -> ix.IndexReader:
         """The serving generation, reopened when a newer one has been published.
@@ -440,9 +453,12 @@ class Pipeline:
         Raises:
             DocumentNotFound: no document has that id.
         """
-        path = self.document(doc_id)["path"]
-        src.delete_source(self.sources_dir, path)  # a file indexed from elsewhere stays on disk
-        return self.index([], remove=[path])
+        doc = self.reading(lambda _, view: view.document(doc_id))
+        if doc is None:
+            raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
+        report = self.index([], remove=[doc.source])  # the index first: if that fails, the file stays
+        src.delete_source(self.sources_dir, doc.source)  # a file indexed from elsewhere stays on disk
+        return report
 
     def summary(self) -> dict[str, Any]:
         """What the serving generation holds: counts, backends, and its segments with the kind

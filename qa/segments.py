@@ -183,8 +183,8 @@ class Builder:
         return int(self.vectors.ntotal)
 
     def add(self, doc_id: str, doc: Document, sha256: str, indexed_at: str, chunks: list[Chunk],
-            first_id: int, vectors: np.ndarray) -> list[int]:
-        ids = store.add_document(self.conn, doc_id, doc, sha256, indexed_at, chunks, first_id)
+            first_id: int, vectors: np.ndarray, source: str) -> list[int]:
+        ids = store.add_document(self.conn, doc_id, doc, sha256, indexed_at, chunks, first_id, source)
         if ids:
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), np.asarray(ids, dtype="int64"))
         self.documents += 1

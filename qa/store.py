@@ -16,10 +16,13 @@ from qa.chunk import Chunk
 from qa.documents import Citation, Document, DocumentRef, Reference, Sentence
 from qa.words import content_words
 
-SCHEMA = """
-CREATE TABLE documents (
-    id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, format TEXT NOT NULL,
-    text TEXT NOT NULL, meta TEXT NOT NULL, sha256 TEXT NOT NULL, indexed_at TEXT NOT NULL);
+# `path` is how answers cite the file (its root's name and the path inside the root); `source`
+# is the file's absolute path, the document's identity whatever folder `qa` runs from.
+DOCUMENTS = """CREATE TABLE {name} (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, format TEXT NOT NULL,
+    text TEXT NOT NULL, meta TEXT NOT NULL, sha256 TEXT NOT NULL, indexed_at TEXT NOT NULL,
+    source TEXT NOT NULL UNIQUE)"""
+SCHEMA = DOCUMENTS.format(name="documents") + """;
 CREATE INDEX documents_sha256 ON documents(sha256);
 CREATE TABLE sentences (
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
@@ -52,6 +55,7 @@ class StoredDocument:
     text: str
     sha256: str
     indexed_at: str
+    source: str
 
 
 def connect(path: str, readonly: bool = False) -> sqlite3.Connection:
@@ -70,14 +74,15 @@ def create(conn: sqlite3.Connection) -> None:
 
 
 def add_document(conn: sqlite3.Connection, doc_id: str, doc: Document, sha256: str,
-                 indexed_at: str, chunks: list[Chunk], first_passage_id: int) -> list[int]:
-    """Insert a parsed document and its passages.
+                 indexed_at: str, chunks: list[Chunk], first_passage_id: int, source: str) -> list[int]:
+    """Insert a parsed document (from the file at absolute path `source`) and its passages.
 
     Returns:
         The passage ids given, in chunk order (the caller adds vectors under the same ids).
     """
-    conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
-                 (doc_id, doc.path, doc.title, doc.format, doc.text, json.dumps(doc.meta), sha256, indexed_at))
+    conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+                 (doc_id, doc.path, doc.title, doc.format, doc.text, json.dumps(doc.meta), sha256, indexed_at,
+                  source))
     conn.executemany("INSERT INTO sentences VALUES (?,?,?,?,?,?)",
                      [(doc_id, i, s.start, s.end, s.page, s.section) for i, s in enumerate(doc.sentences)])
     conn.executemany("INSERT INTO refs VALUES (?,?,?,?,?,?)",
@@ -231,4 +236,4 @@ def document_ref(row: sqlite3.Row) -> DocumentRef:
 
 
 def _stored(r: sqlite3.Row) -> StoredDocument:
-    return StoredDocument(document_ref(r), r["format"], r["text"], r["sha256"], r["indexed_at"])
+    return StoredDocument(document_ref(r), r["format"], r["text"], r["sha256"], r["indexed_at"], r["source"])

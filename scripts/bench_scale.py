@@ -106,15 +106,16 @@ def build(size: int, seeds: Seeds, folder: Path, config: dict, embedder, keep: b
             picks = rng.integers(len(seeds.texts), size=min(PER_DOCUMENT, size - at))
             noisy = seeds.vectors[picks] + rng.normal(0.0, SIGMA, (len(picks), vectors.shape[1]))
             noisy = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype("float32")
-            file = sources / f"doc-{n:06}.txt"
-            path = indexer.display_path(file) if keep else f"scale/doc-{n:06}.txt"
-            doc, chunks = document(seeds, picks, n, path)
+            file = sources / f"doc-{n:06}.txt"  # as `qa index DIR/sources` would find it
+            doc, chunks = document(seeds, picks, n, f"sources/{file.name}")
             body = doc.text.encode()
             if keep:
                 file.write_bytes(body)
-            ids = writer.add(indexer.document_id(path), doc, hashlib.sha256(body).hexdigest(), now, chunks, noisy)
+            source = os.path.abspath(file)
+            ids = writer.add(indexer.document_id(source), doc, hashlib.sha256(body).hexdigest(), now, chunks, noisy,
+                             source)
             vectors[np.asarray(ids) - 1] = noisy
-        writer.publish(indexer.manifest(embedder, config))
+        writer.publish({**indexer.manifest(embedder, config), "roots": [os.path.abspath(sources) + "/"]})
     return vectors
 
 

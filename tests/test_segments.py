@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -259,3 +260,52 @@ def test_a_following_pipeline_opens_new_generations_in_the_background(tmp_path: 
         assert time.monotonic() < deadline, "the new generation was not served within 2 s"
         time.sleep(0.05)
     assert opened == ["MainThread", "follow-generations"]  # no request opened the new one
+
+
+def test_a_document_is_the_same_from_any_working_folder(tmp_path: Path, embedder, monkeypatch):
+    project, elsewhere, new = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "new"
+    (project / "src").mkdir(parents=True)
+    elsewhere.mkdir()
+    new.mkdir()
+    write(project / "src" / "a.txt", "The lighthouse of Vardø was painted red in 1901.\n")
+    write(new / "b.txt", "The harbour of Vardø was dredged in 1961.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    monkeypatch.chdir(project)
+    assert pipe.index(["src"]).added == ["src/a.txt"]
+    monkeypatch.chdir(elsewhere)
+    again = pipe.index(["../project/src"])
+    assert again.unchanged == ["src/a.txt"] and not again.added and not again.removed and not again.published
+    other = pipe.index([str(new)])  # another root: added beside, nothing of the first touched
+    assert other.added == ["new/b.txt"] and not other.removed
+    roots = ix.current(pipe.index_dir).manifest["roots"]
+    assert roots == [str(project / "src") + "/", str(new) + "/"]
+    assert pipe.sources_dir == project / "src"  # uploads and the browser's reindex: the first root
+    assert make_pipeline(tmp_path / "idx", embedder, sources=str(elsewhere)).sources_dir == elsewhere
+    removed = pipe.remove(["../project/src/a.txt"])  # a path as the user types it, from any folder
+    assert removed.removed == ["src/a.txt"] and [d["path"] for d in pipe.sources()] == ["new/b.txt"]
+
+
+def test_an_index_of_schema_2_is_upgraded_keeping_ids_and_vectors(tmp_path: Path, embedder, monkeypatch):
+    monkeypatch.chdir(SEED.parent.parent)  # where `qa index sources` ran when paths were relative to it
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.index([str(SEED)])
+    before = gist(pipe, QUESTION), [d["id"] for d in pipe.sources()]
+    gen = ix.current(pipe.index_dir)
+    [entry] = gen.segments
+    conn = sqlite3.connect(str(pipe.index_dir / seg.FOLDER / entry["name"] / seg.STORE_FILE))
+    conn.execute("CREATE TABLE old AS SELECT id, path, title, format, text, meta, sha256, indexed_at FROM documents")
+    conn.execute("DROP TABLE documents")
+    conn.execute("ALTER TABLE old RENAME TO documents")
+    conn.execute("UPDATE documents SET path = ?", (f"sources/{SEED.name}",))
+    conn.commit()
+    conn.close()
+    (gen.path / ix.MANIFEST_FILE).write_text(json.dumps({**gen.manifest, "schema": 2}))
+
+    with pytest.raises(IndexMismatch, match=r"schema 2.*--upgrade"):
+        make_pipeline(tmp_path / "idx", embedder).ask(QUESTION)
+    calls = embedder.calls
+    assert ix.upgrade(tmp_path / "idx") is not None
+    fresh = make_pipeline(tmp_path / "idx", embedder)
+    assert (gist(fresh, QUESTION), [d["id"] for d in fresh.sources()]) == before
+    assert embedder.calls == calls + 1  # the question only: no passage encoded again
+    assert fresh.index([str(SEED)]).unchanged  # the old relative path became the file's identity

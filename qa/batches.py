@@ -30,3 +30,10 @@ def feed(encodings: Sequence, width: int | None = None) -> dict[str, np.ndarray]
         out["attention_mask"][row, :n] = 1
         out["token_type_ids"][row, :n] = e.type_ids
     return out
+
+
+def first_tokens(tokenizer, text: str, n: int) -> str:
+    """`text` cut after its first `n` tokens (a `tokenizers.Tokenizer`), so that a long question
+    (a pasted paragraph, 1,000 CJK characters) leaves a model room for the passage."""
+    e = tokenizer.encode(text, add_special_tokens=False)
+    return text if len(e.ids) <= n else text[:e.offsets[n - 1][1]]

@@ -107,7 +107,8 @@ def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[S
             files.append(Source(p, root, p.name))
         else:
             report.failed.append((str(raw), "no such file or folder"))
-    return files, roots
+    unique = list({f.source: f for f in reversed(files)}.values())[::-1]  # a file reached twice: the first way
+    return unique, roots
 
 
 def _sha256(path: Path) -> str:

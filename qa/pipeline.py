@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ from qa.scoring import normalize_answer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+WORD = re.compile(r"\w")
 RERANK_FIRST = 8  # passages the cross-encoder always reads
 RERANK_SURE = 4.0  # a logit this high among them is a clear match: the rest are not read
 CLOSE = 1.0  # a passage this close to the top one is read too; answers this close to the best may conflict
@@ -261,6 +263,9 @@ class Pipeline:
         q = " ".join((question or "").split())
         if not q:
             raise EmptyQuery("the question is empty; type a question or paste a statement to check")
+        if not WORD.search(q):
+            raise EmptyQuery("the question has no words (only punctuation, symbols or invisible characters); "
+                             "type a question or paste a statement to check")
         limit = self.config["max_question_chars"]
         if len(q) > limit:
             raise QueryTooLong(f"the question is {len(q)} characters long; the limit is {limit}")

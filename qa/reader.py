@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.batches import by_length, feed
+from qa.batches import by_length, feed, first_tokens
 from qa.errors import ConfigError
 
 MAX_TOKENS = 192  # question + window, the most the reader reads at once
@@ -123,8 +123,7 @@ class Tokens:
 
     def short(self, question: str) -> str:
         """The question cut to its first QUESTION_TOKENS tokens, so a window always has room."""
-        e = self.plain.encode(question, add_special_tokens=False)
-        return question if len(e.ids) <= QUESTION_TOKENS else question[:e.offsets[QUESTION_TOKENS - 1][1]]
+        return first_tokens(self.plain, question, QUESTION_TOKENS)
 
 
 def sentence_spans(window: Window, encoding, start_logits: np.ndarray, end_logits: np.ndarray, index: int,

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.batches import by_length, feed
+from qa.batches import by_length, feed, first_tokens
 from qa.errors import ConfigError
 
 BATCH = 8  # pairs a forward pass; sorted by length first, so little of each batch is padding
+QUESTION_TOKENS = 128  # a longer question is read by its first 128 tokens: half the pair stays the passage's
 
 
 def bundled_folder() -> Path:
@@ -57,7 +58,9 @@ class Reranker:
         # The shipped tokenizer pads every pair to 512 tokens; `score` pads each batch only to its
         # longest pair, several times faster for sentence-sized inputs.
         self._tok.no_padding()
+        self._plain = Tokenizer.from_str(self._tok.to_str())  # no truncation: measures the question alone
         self._tok.enable_truncation(max_length=max_tokens, strategy="only_second")
+        self.max_tokens = max_tokens
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -78,6 +81,7 @@ class Reranker:
         out = np.zeros(len(texts), dtype="float32")
         if not texts:
             return out
+        query = first_tokens(self._plain, query, min(QUESTION_TOKENS, self.max_tokens // 2))
         enc = self._tok.encode_batch([(query, t) for t in texts])
         for part in by_length(enc, BATCH):
             inputs = feed([enc[i] for i in part])

@@ -92,6 +92,21 @@ def test_question_limits(pipeline: Pipeline):
     assert pipeline.ask("x" * 1000).question  # exactly at the limit is accepted
 
 
+@pytest.mark.parametrize("question", ["中" * 1000, "a " * 499 + "b", "https://example.org/a/b?c=1 " * 35,
+                                      "1234 5678 " * 100, "Größenwahn und Übermut " * 43])
+def test_every_model_reads_a_question_at_the_character_limit(pipeline: Pipeline, question: str):
+    """Over 254 tokens, a question once crashed the cross-encoder; each model now reads its first tokens."""
+    assert len(" ".join(question.split())) <= 1000
+    result = pipeline.ask(question)
+    assert result.question and len(result.passages) > 0
+
+
+@pytest.mark.parametrize("question", ["\x01", "\x00", ".", "?", "\u200b", "?! ..."])
+def test_a_question_without_words_is_refused(pipeline: Pipeline, question: str):
+    with pytest.raises(EmptyQuery, match="no words"):
+        pipeline.ask(question)
+
+
 CONTRACT_KEYS = {"question", "answered", "answer", "passages", "timings_ms"}
 
 

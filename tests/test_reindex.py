@@ -298,3 +298,14 @@ def test_index_runs_parse_in_workers_and_in_process_alike(tmp_path: Path, embedd
         single.index([str(f)])
     names = [[(Path(row[0]).name, *row[1:]) for row in rows] for rows in (*stored(pooled), *stored(single))]
     assert names[:2] == names[2:]  # a file given alone is cited by its name, in a folder by folder/name
+
+
+def test_a_file_reached_twice_is_indexed_once(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "The canal at Ystad was dug in 1802.\n")
+    write(src / "b.txt", "The mill at Ystad burned in 1911.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    report = pipe.index([str(src), str(src / "a.txt"), str(src)])
+    assert report.published and not report.failed and sorted(report.added) == ["src/a.txt", "src/b.txt"]
+    assert ids_agree(pipe)[0] == 2

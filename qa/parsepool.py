@@ -126,23 +126,50 @@ class ParsePool:
 
     def _submit(self, fn: Callable[..., Any], args: tuple) -> Future:
         """Queue a job, on a new pool when there is none or the last one has just died (a job
-        submitted before it will report that when its turn comes)."""
+        submitted before it will report that when its turn comes); in this process when
+        workers cannot start."""
         for _ in range(2):
+            if self._pool is None and self.workers:
+                self._pool = self._start()
             if self._pool is None:
-                # forkserver: workers start from a clean process, not a fork of one holding model threads.
-                context = multiprocessing.get_context("forkserver")
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_follow,
-                                                 initargs=(os.getpid(),))
+                return _here(fn, args)
             try:
                 return self._pool.submit(fn, *args)
             except BrokenProcessPool:
                 self.close()
         raise RuntimeError("parse workers die as soon as they start")
 
+    def _start(self) -> ProcessPoolExecutor | None:
+        """A new pool whose workers have answered once, or None (and no workers from now on)
+        when they die as they start: a script that runs Footnote without an
+        `if __name__ == "__main__":` guard is imported again by each worker."""
+        # forkserver: workers start from a clean process, not a fork of one holding model threads.
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_follow, initargs=(os.getpid(),))
+        try:
+            pool.submit(os.getpid).result()
+            return pool
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            log.warning("parse workers die as they start (a script that runs Footnote must guard its code with "
+                        "`if __name__ == \"__main__\":`); parsing in this process instead")
+            self.workers = 0
+            return None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _here(fn: Callable[..., Any], args: tuple) -> Future:
+    """A job run in this process, as a finished future."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # re-raised by .result(), as from a worker
+        future.set_exception(exc)
+    return future
 
 
 _SHARED: ParsePool | None = None

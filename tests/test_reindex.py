@@ -309,3 +309,20 @@ def test_a_file_reached_twice_is_indexed_once(tmp_path: Path, embedder):
     report = pipe.index([str(src), str(src / "a.txt"), str(src)])
     assert report.published and not report.failed and sorted(report.added) == ["src/a.txt", "src/b.txt"]
     assert ids_agree(pipe)[0] == 2
+
+
+def test_an_unguarded_script_still_indexes_every_file(tmp_path: Path):
+    """Workers import the calling script again; one without an `if __name__` guard kills them as
+    they start, and the files are then parsed in the calling process, with a warning."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.txt", "The canal at Ystad was dug in 1802.\n")
+    write(src / "b.txt", "The mill at Ystad burned in 1911.\n")
+    script = tmp_path / "unguarded.py"
+    script.write_text("from qa import Pipeline\n"
+                      f"report = Pipeline({{'index': {str(tmp_path / 'idx')!r}}}).index([{str(src)!r}])\n"
+                      "print(report.summary())\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert "parsing in this process instead" in out.stderr
+    assert "2 added" in out.stdout and "0 failed" in out.stdout, out.stderr[-2000:]

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -146,6 +147,7 @@ class ParsePool:
         # forkserver: workers start from a clean process, not a fork of one holding model threads.
         context = multiprocessing.get_context("forkserver")
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_follow, initargs=(os.getpid(),))
+        _POOLS.add(pool)
         try:
             pool.submit(os.getpid).result()
             return pool
@@ -171,6 +173,23 @@ def _here(fn: Callable[..., Any], args: tuple) -> Future:
         future.set_exception(exc)
     return future
 
+
+_POOLS: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
+
+
+def _kill_workers() -> None:
+    """At interpreter exit, before concurrent.futures joins its pools, kill the parse workers:
+    exit must never wait on them (a test run once hung there after its last test). The
+    workers hold no state worth a clean goodbye; 3.11 offers no public way to reach them."""
+    for pool in list(_POOLS):
+        processes = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Registered after concurrent.futures' own exit hook (imported above), so it runs before it.
+threading._register_atexit(_kill_workers)
 
 _SHARED: ParsePool | None = None
 

@@ -158,12 +158,9 @@ class View:
                 raise
             raise IndexChanged(f"generation {reader.generation.path.name} was replaced while being read") from exc
 
-    def _conn(self, n: int) -> sqlite3.Connection:
-        return self._conns[n]
-
     def _home(self, doc_id: str) -> sqlite3.Connection | None:
         n = self.reader._home.get(doc_id)
-        return None if n is None else self._conn(n)
+        return None if n is None else self._conns[n]
 
     def close(self) -> None:
         for conn in self._conns.values():
@@ -177,7 +174,7 @@ class View:
         for n, s in enumerate(self.reader.segments):
             # Deleted passages are dropped after the query; fetching a few more makes up for them
             # (merges keep any segment under MAX_DELETED).
-            hits = store.lexical_search(self._conn(n), question, k + min(len(s.deleted_ids), 3 * k))
+            hits = store.lexical_search(self._conns[n], question, k + min(len(s.deleted_ids), 3 * k))
             found += [(score, pid) for pid, score in hits if pid not in s.deleted_ids]
         return [(pid, score) for score, pid in heapq.nlargest(k, found)]
 
@@ -187,7 +184,7 @@ class View:
         for n, s in enumerate(self.reader.segments):
             if not wanted:
                 break
-            rows = store.passages(self._conn(n), wanted - s.deleted_ids)
+            rows = store.passages(self._conns[n], wanted - s.deleted_ids)
             out.update(rows)
             wanted -= rows.keys()
         return out
@@ -218,7 +215,7 @@ class View:
         """Every served document with its counts, by path."""
         out = []
         for n, s in enumerate(self.reader.segments):
-            out += [d for d in store.documents(self._conn(n)) if d["id"] in s.live]
+            out += [d for d in store.documents(self._conns[n]) if d["id"] in s.live]
         return sorted(out, key=lambda d: d["path"])
 
 

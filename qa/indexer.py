@@ -24,6 +24,7 @@ from qa.chunk import Chunk
 from qa.documents import Document
 from qa.embed import Embedder
 from qa.errors import IndexMismatch, IndexNotFound
+from qa.export import sha256_file
 from qa.ingest import is_supported, unsupported
 from qa.parsepool import ParsePool, parse_file, shared
 
@@ -109,14 +110,6 @@ def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[S
             report.failed.append((str(raw), "no such file or folder"))
     unique = list({f.source: f for f in reversed(files)}.values())[::-1]  # a file reached twice: the first way
     return unique, roots
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _covered(path: str, roots: list[str]) -> bool:
@@ -235,7 +228,7 @@ def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list
         if f.source in remove:
             continue
         try:
-            sha = _sha256(f.file)
+            sha = sha256_file(f.file)
         except OSError as exc:
             report.failed.append((f.shown, f"cannot read file ({exc.strerror or exc})"))
             continue

@@ -66,12 +66,18 @@ def test_an_update_writes_one_new_segment_and_tombstones(tmp_path: Path, embedde
     assert "painted red in 1901" not in texts  # the replaced version is masked everywhere
 
 
-def test_many_small_updates_are_merged_without_encoding_again(tmp_path: Path, embedder):
+def seed_index(tmp_path: Path, embedder) -> tuple[Path, Pipeline]:
+    """A source folder holding the seed, and a pipeline over its fresh index."""
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(SEED, src / SEED.name)
     pipe = make_pipeline(tmp_path / "idx", embedder)
     pipe.index([str(src)])
+    return src, pipe
+
+
+def test_many_small_updates_are_merged_without_encoding_again(tmp_path: Path, embedder):
+    src, pipe = seed_index(tmp_path, embedder)
     for n in range(ix.MAX_SEGMENTS + 2):
         write(src / f"n{n}.txt", f"Ferry {n} crossed the fjord at Lyngen {n + 2} times a day in 1931.\n")
         assert pipe.index([str(src)]).published
@@ -91,11 +97,7 @@ def test_many_small_updates_are_merged_without_encoding_again(tmp_path: Path, em
 
 
 def test_readers_answer_throughout_publishes_and_merges(tmp_path: Path, embedder):
-    src = tmp_path / "src"
-    src.mkdir()
-    shutil.copy(SEED, src / SEED.name)
-    writer = make_pipeline(tmp_path / "idx", embedder)
-    writer.index([str(src)])
+    src, writer = seed_index(tmp_path, embedder)
     reader = make_pipeline(tmp_path / "idx", embedder)
     errors: list[BaseException] = []
     answers: list[str | None] = []

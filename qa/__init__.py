@@ -12,13 +12,13 @@ from typing import Any
 
 _WHERE = {
     "SETTINGS": "qa.config", "load": "qa.config",
-    "Answer": "qa.documents", "Conflict": "qa.documents", "Evidence": "qa.documents", "Footnote": "qa.documents",
-    "PassageHit": "qa.documents", "Reference": "qa.documents", "Result": "qa.documents",
+    "Answer": "qa.records", "Conflict": "qa.records", "Evidence": "qa.records", "Footnote": "qa.records",
+    "PassageHit": "qa.records", "Reference": "qa.records", "Result": "qa.records",
     "DocumentNotFound": "qa.errors", "EmptyQuery": "qa.errors", "FootnoteError": "qa.errors",
     "IndexLocked": "qa.errors", "IndexMismatch": "qa.errors", "IndexNotFound": "qa.errors",
     "ParseError": "qa.errors", "QueryTooLong": "qa.errors", "UnsupportedFormat": "qa.errors",
-    "evaluate_file": "qa.evaluate", "inspect_file": "qa.ingest.report", "Pipeline": "qa.pipeline",
-    "report_table": "qa.scoring",
+    "evaluate_file": "qa.eval.evaluate", "inspect_file": "qa.ingest.check", "Pipeline": "qa.pipeline",
+    "report_table": "qa.eval.scoring",
 }
 __all__ = sorted(_WHERE)
 

@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from typing import TYPE_CHECKING
 
 from qa.config import load
-from qa.errors import FootnoteError
+from qa.errors import BadRequest, FootnoteError
 
 if TYPE_CHECKING:
     from qa import Pipeline, Result
@@ -44,7 +44,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar.n = done
         bar.set_postfix_str(current[-40:], refresh=True)
 
-    from qa.watch import scan, watch
+    from qa.library.watch import scan, watch
 
     paths = args.paths or ["sources"]
     before = scan(paths) if args.watch else None
@@ -67,7 +67,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _compact(args: argparse.Namespace) -> int:
     """`qa index --upgrade` / `--merge`: change the index's layout, never its contents."""
     from qa import index as ix
-    from qa import indexer
+    from qa.library import build as indexer
 
     config = load({"index": args.index})
     folder = config["index"]
@@ -83,7 +83,7 @@ def _compact(args: argparse.Namespace) -> int:
 
 def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, progress, rebuild: bool) -> int:
     """One indexing run with its report printed; returns the exit status it deserves."""
-    report = pipe.index(paths, rebuild=rebuild, progress=progress)
+    report = pipe.library.index(paths, rebuild=rebuild, progress=progress)
     for path, why in report.failed:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(report.summary(), flush=True)
@@ -97,7 +97,7 @@ def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, prog
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    report = _pipeline(args).remove(args.paths)
+    report = _pipeline(args).library.remove(args.paths)
     if not report.removed:
         print(f"error: not in the index: {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_ERROR
@@ -123,29 +123,15 @@ def format_result(result: Result) -> str:
     for c in a.conflicts:
         ev = c.evidence[0]
         out.append(f"Sources differ: {c.text}   (score {c.score:.2f}; {ev.document.title}, {ev.document.path}, "
-                   f"chars {ev.start}-{ev.end})\n")
-    n = 0
-    notes = []
+                   f"chars {ev.start}-{ev.end}) {''.join(f'[{n}]' for n in ev.notes)}\n")
     for ev in a.evidence:
-        marks = []
-        for f in ev.footnotes:
-            n += 1
-            marks.append(f"[{n}]")
-            loc = f", p. {f.locator}" if f.locator else ""
-            if f.reference:
-                ref = f.reference.text + (f" <{f.reference.fields['url']}>" if "url" in f.reference.fields else "")
-            else:
-                ref = "reference not included in the source"
-            notes.append(f"[{n}] (source marker [{f.marker}]{loc}) {ref}")
+        marks = "".join(f"[{n}]" for n in ev.notes)
         lead = "(the sentence before, for context) " if ev.context else ""
-        out.append(textwrap.fill(f"{lead}\u201c{ev.sentence}\u201d {''.join(marks)}", 100))
+        out.append(textwrap.fill(f"{lead}\u201c{ev.sentence}\u201d {marks}", 100))
         page = f", page {ev.page}" if ev.page else ""
         out.append(f"    \u2014 {ev.document.title}, {ev.document.path}, chars {ev.start}-{ev.end}{page}\n")
-    if notes:
-        out.append("Footnotes:")
-        out += [textwrap.fill(x, 100, subsequent_indent="    ") for x in notes]
-    else:
-        out.append("Footnotes: none in the source; cited to the document and position above.")
+    out.append("Footnotes:")
+    out += [textwrap.fill(f"[{note.n}] {note.text()}", 100, subsequent_indent="    ") for note in a.notes]
     out.append(f"\n({result.timings_ms['total']:.0f} ms)")
     return "\n".join(out)
 
@@ -167,8 +153,8 @@ def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
     import urllib.parse
     import urllib.request
 
-    from qa.documents import Result
     from qa.index import current_name
+    from qa.records import Result
 
     address = f"{url.rstrip('/')}/api/ask?{urllib.parse.urlencode({'q': question})}"
     request = urllib.request.Request(address, headers={"Accept": "application/json"})
@@ -196,12 +182,18 @@ def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    if args.offset < 0 or args.limit < 1:
+        raise BadRequest("--offset must be 0 or more and --limit 1 or more")
     pipe = _pipeline(args)
-    docs = pipe.sources()
+    docs, total = pipe.library.documents(args.offset, args.limit)
+    more = args.offset + len(docs) < total
+    following = f"qa sources --offset {args.offset + args.limit} --limit {args.limit}" if more else None
     if args.json:
-        print(json.dumps(docs, ensure_ascii=False, indent=2))
+        page = {"documents": docs, "total": total, "offset": args.offset,
+                "next": following and following.replace("qa sources", "qa sources --json")}
+        print(json.dumps(page, ensure_ascii=False, indent=2))
         return 0
-    if not docs:
+    if not total:
         print("The index is empty.")
     for d in docs:
         print(f"{d['id']}  {d['path']}  \u201c{d['title']}\u201d  [{d['format']}]  {d['passages']} passages, "
@@ -210,7 +202,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
         if d["meta"].get("language"):
             print("    looks non-English: the default model is English-only, answers over it will be weak "
                   "(a multilingual model is a setting)")
-    info = pipe.summary()
+    if following:
+        print(f"... {total - args.offset - len(docs)} more: {following}")
+    info = pipe.library.summary()
     kinds = ", ".join(f"{k}: {sum(1 for s in info['segments'] if s['kind'] == k)}"
                       for k in sorted({s["kind"] for s in info["segments"]}))
     print(f"\n{info['documents']} documents, {info['passages']} passages in {len(info['segments'])} segment(s) "
@@ -322,8 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("sources", help="list what is indexed")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("sources", help="list what is indexed, a page at a time")
+    p.add_argument("--json", action="store_true", help='one page as {"documents", "total", "next"}')
+    p.add_argument("--offset", type=int, default=0, help="skip this many documents (by path)")
+    p.add_argument("--limit", type=int, default=100, help="documents a page (default 100)")
     common(p)
     p.set_defaults(func=cmd_sources)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.answer import CALIBRATION
 from qa.errors import ConfigError
+from qa.read.signals import CALIBRATION
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 

@@ -42,6 +42,12 @@ class UnsupportedFormat(ParseError):
     status = 415
 
 
+class BadRequest(FootnoteError):
+    """A request's parameter is out of range or malformed (a listing's offset or limit)."""
+
+    status = 400
+
+
 class EmptyQuery(FootnoteError):
     """The question is empty after trimming whitespace."""
 

@@ -39,10 +39,10 @@ from liveserver import serve_index
 
 from qa import Pipeline, indexer, load
 from qa import index as ix
-from qa.chunk import Chunk
-from qa.documents import Document, Sentence
-from qa.evaluate import load_all
-from qa.segment import sentence_spans
+from qa.eval.evaluate import load_all
+from qa.ingest.passages import Chunk
+from qa.ingest.sentences import sentence_spans
+from qa.records import Document, Sentence
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad"
 FILES = ("squad_v2.0_dev_subset.json", "squad_v1.1_dev_subset.json")
@@ -120,7 +120,7 @@ def build(size: int, seeds: Seeds, folder: Path, config: dict, embedder, keep: b
 
 
 def search_figures(pipe: Pipeline, vectors: np.ndarray, qvecs: np.ndarray, questions: list[str]) -> dict:
-    snap = pipe.snapshot()
+    snap = pipe.serving.snapshot()
     times, hits = [], 0
     exact = np.concatenate([np.argpartition(-(part @ vectors.T), 10, axis=1)[:, :10]  # 50 questions at a time
                             for part in np.array_split(qvecs, max(1, len(qvecs) // 50))]) + 1  # ids start at 1
@@ -137,7 +137,8 @@ def search_figures(pipe: Pipeline, vectors: np.ndarray, qvecs: np.ndarray, quest
             lexical.append((time.perf_counter() - t) * 1000)
     return {"dense_p50_ms": percentile(times, 50), "dense_p95_ms": percentile(times, 95),
             "recall_at_10": hits / (10 * len(qvecs)), "lexical_p50_ms": percentile(lexical, 50),
-            "lexical_p95_ms": percentile(lexical, 95), "segments": [s["kind"] for s in pipe.summary()["segments"]]}
+            "lexical_p95_ms": percentile(lexical, 95),
+            "segments": [s["kind"] for s in pipe.library.summary()["segments"]]}
 
 
 def http_figures(folder: Path, questions: list[str], requests: int) -> dict:
@@ -162,11 +163,11 @@ def update_figures(pipe: Pipeline, seeds: Seeds, folder: Path, rng: np.random.Ge
     picks = rng.integers(len(seeds.texts), size=PER_DOCUMENT)
     (extra / "added.txt").write_text("\n\n".join(seeds.texts[p] for p in picks) + "\n")
     t = time.perf_counter()
-    report = pipe.index([str(extra)])
+    report = pipe.library.index([str(extra)])
     add = time.perf_counter() - t
-    victim = pipe.sources()[0]["path"]
+    victim = pipe.library.documents(limit=1)[0][0]["path"]
     t = time.perf_counter()
-    removed = pipe.index([], remove=[victim])
+    removed = pipe.library.index([], remove=[victim])
     remove = time.perf_counter() - t
     assert report.added and removed.removed, (report.summary(), removed.summary())
     return {"add_document_s": add, "add_document_passages": report.encoded, "remove_document_s": remove}
@@ -190,8 +191,8 @@ def run(size: int, seeds: Seeds, folder: Path, config: dict, pipe: Pipeline, arg
     out |= update_figures(reader, seeds, folder, rng)
     out["disk_mb"] = disk_mb(folder)
     out["vectors_mb"] = size * seeds.vectors.shape[1] * 4 / 2**20
-    with reader.snapshot().view() as view:
-        out["text_mb"] = sum(d["chars"] for d in view.documents()) / 2**20
+    with reader.serving.snapshot().view() as view:
+        out["text_mb"] = sum(d["chars"] for d in view.documents()[0]) / 2**20
     out["disk_budget_mb"] = 2 * (out["vectors_mb"] + out["text_mb"])
     return out
 

@@ -34,8 +34,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import faiss
 
 from qa import Pipeline, load
-from qa.embed import BACKENDS, load_embedder
-from qa.evaluate import load_all, paragraph_ranges, write_sources
+from qa.eval.evaluate import load_all, paragraph_ranges, write_sources
+from qa.models.encoder import BACKENDS, load_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = [str(Path(sys.executable).parent / "qa")]
@@ -134,9 +134,9 @@ def dense_recall(file: Path, tmp: Path) -> dict[str, tuple[float, float]]:
         pipe = Pipeline({**load(config_file=None, environ={}), "index": str(tmp / f"recall-{backend}"),
                          "encoder": backend})
         src = tmp / "src"
-        pipe.index([str(src)], rebuild=True)
+        pipe.library.index([str(src)], rebuild=True)
         ranges = paragraph_ranges(pipe, corpus)
-        snap = pipe.snapshot()
+        snap = pipe.serving.snapshot()
         qs = [q for q in corpus.questions if q.answers]
         qvecs = pipe.embedder_of(snap).encode([q.text for q in qs])
         ids = [[pid for pid, _ in snap.dense(v, 5)] for v in qvecs]
@@ -179,7 +179,7 @@ def main() -> None:
         # A first run exports the encoder into the cache (once per installation) and gives the passages.
         wall([*QA, "index", "-q", "--index", index, str(tmp / "src")])
         pipe = Pipeline({**load(config_file=None, environ={}), "index": index})
-        snap = pipe.snapshot()
+        snap = pipe.serving.snapshot()
         with snap.view() as view:
             rows = view.passages(range(1, snap.generation.manifest["next_passage_id"]))
         texts = [rows[i]["text"] for i in sorted(rows)]

@@ -5,7 +5,7 @@
 Every question is read with `Pipeline.read` (retrieval, cross-encoder, span reader; no
 decision). The label is "the evidence is right": the sentence holding the reader's span lies
 in the question's own paragraph and holds a gold answer (0 for unanswerable questions). A
-logistic regression of that label on `qa.answer.evidence_signals` gives the weights; the
+logistic regression of that label on `qa.read.signals.evidence_signals` gives the weights; the
 threshold is the confidence that answers `--answer-share` of the answerable questions.
 
 Nested article-wise cross-validation says what holds on unseen articles: for each article,
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import load
-from qa.answer import CALIBRATION_FILE
-from qa.evaluate import load_all, open_index, paragraph_ranges, sample, sha256
-from qa.reader import BUNDLED
-from qa.scoring import best_f1, contains_answer, exact_match, overlaps
+from qa.eval.evaluate import load_all, open_index, paragraph_ranges, sample, sha256
+from qa.eval.scoring import best_f1, contains_answer, exact_match, overlaps
+from qa.read.signals import CALIBRATION_FILE
+from qa.read.spans import BUNDLED
 
 SIGNALS = ("margin", "relevance", "passage_relevance", "missing_names", "missing_numbers", "near_miss", "negation")
 

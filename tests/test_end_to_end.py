@@ -75,13 +75,13 @@ def test_offsets_are_exact_for_every_evidence(pipeline: Pipeline):
               "When did frost destroy the harvest?", "When was the lighthouse automated?"]:
         r = pipeline.ask(q)
         for ev in r.answer.evidence if r.answer else ():
-            text = pipeline.document(ev.document.id)["text"]
+            text = pipeline.library.document(ev.document.id)["text"]
             assert text[ev.start:ev.end] == ev.sentence
         if r.answer:
-            doc_text = pipeline.document(r.answer.evidence[0].document.id)["text"]
+            doc_text = pipeline.library.document(r.answer.evidence[0].document.id)["text"]
             assert doc_text[r.answer.start:r.answer.end] == r.answer.text
         for p in r.passages:
-            assert pipeline.document(p.document.id)["text"][p.start:p.end] == p.text
+            assert pipeline.library.document(p.document.id)["text"][p.start:p.end] == p.text
 
 
 def test_question_limits(pipeline: Pipeline):
@@ -153,12 +153,12 @@ def test_cli_index_then_ask_json(tmp_path: Path):
     obj = json.loads(asked.stdout)
     validate_contract(obj)
     ev = obj["answer"]["evidence"][-1]
-    assert ev["footnotes"] == [{"marker": "1", "locator": "13", "reference": None}]
+    assert ev["footnotes"] == [{"marker": "1", "locator": "13", "where": "p. 13", "reference": None}]
     assert ev["document"]["path"].endswith("sources/international-communication-centers.txt")
     off = qa_cmd("ask", "What is the boiling point of mercury?", "--json", "--index", idx)
     assert off.returncode == 0 and json.loads(off.stdout)["answered"] is False
     readable = qa_cmd("ask", "When did the Fujian Media Group create an ICC?", "--index", idx)
-    assert "reference not included in the source" in readable.stdout and "p. 13" in readable.stdout
+    assert "Reference not included in the source (marker [1], p. 13)" in " ".join(readable.stdout.split())
     removed = qa_cmd("remove", str(src / SEED.name), "--index", idx)
     assert removed.returncode == 0 and "1 removed" in removed.stdout and "0 documents" in removed.stdout
     again = qa_cmd("remove", str(src / SEED.name), "--index", idx)
@@ -197,7 +197,7 @@ def test_bad_files_are_reported_and_the_rest_indexed(tmp_path: Path, embedder):
     with open(src / "huge.txt", "wb") as fh:
         fh.truncate(50 * 2**20)  # 50 MiB, sparse: refused by size before it is read
     (src / "notes.docx").write_bytes(b"PK\x03\x04")
-    report = make_pipeline(tmp_path / "idx", embedder).index([str(src)])
+    report = make_pipeline(tmp_path / "idx", embedder).library.index([str(src)])
     failed = {Path(p).name: why for p, why in report.failed}
     assert sorted(Path(p).name for p in report.added) == ["good.txt", "latin.txt"]
     assert "binary" in failed["binary.txt"]

@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from qa import load as load_settings
-from qa.documents import Answer, DocumentRef, Evidence, PassageHit, Result
 from qa.errors import ConfigError
-from qa.evaluate import evaluate_file, load, load_all, sample, score, write_sources
-from qa.ingest import read_document
-from qa.scoring import (
+from qa.eval.evaluate import evaluate_file, load, load_all, sample, score, write_sources
+from qa.eval.scoring import (
     Outcome,
     best_f1,
     contains_answer,
@@ -24,6 +22,8 @@ from qa.scoring import (
     summarise,
     token_f1,
 )
+from qa.ingest import read_document
+from qa.records import Answer, DocumentRef, Evidence, PassageHit, Result
 from tests.conftest import DATA, ROOT
 from tests.test_end_to_end import qa_cmd
 

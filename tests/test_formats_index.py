@@ -26,7 +26,7 @@ def test_formats_index_answer_and_bad_files_are_skipped(tmp_path: Path, embedder
     (src / "broken.wiki").write_text("A claim.<ref>never closed\n")
     (src / "report.docx").write_bytes(b"PK\x03\x04")
     pipe = make_pipeline(tmp_path / "index", embedder)
-    report = pipe.index([str(src)])
+    report = pipe.library.index([str(src)])
     assert report.published and len(report.added) == 5
     failed = {Path(p).name: why for p, why in report.failed}
     assert set(failed) == {"locked.pdf", "scan.pdf", "empty.txt", "broken.wiki", "report.docx"}

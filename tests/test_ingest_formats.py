@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa.cli import main
-from qa.documents import Document
 from qa.errors import ParseError
 from qa.ingest import NON_ENGLISH, html, markdown, pdf, read_document, text, wikitext
 from qa.ingest.language import looks_english
+from qa.records import Document
 from tests.conftest import DATA
 from tests.test_ingest_html import cites
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import Document
 from qa.errors import ParseError
 from qa.ingest import read_document
+from qa.records import Document
 from tests.conftest import DATA
 
 FORMATS = DATA / "formats"

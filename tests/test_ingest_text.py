@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import Document
 from qa.ingest import front_matter, read_document
 from qa.ingest import markdown as md
 from qa.ingest import text as txt
-from qa.ingest.reflist import parse_entry
+from qa.ingest.reference_lists import parse_entry
+from qa.records import Document
 from tests.conftest import DATA, SEED
 
 
@@ -150,7 +150,7 @@ def test_text_without_citations_and_soft_wraps():
 
 
 def test_sentence_splitter_on_abbreviations():
-    from qa.segment import sentence_spans
+    from qa.ingest.sentences import sentence_spans
 
     for line in (DATA / "sentences.txt").read_text().splitlines():
         expected = 3 if line.startswith("What happened?") else 2

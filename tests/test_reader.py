@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import pasted, span_kind
+from qa.eval.scoring import normalize_answer
+from qa.ingest.sentences import sentence_spans
 from qa.pipeline import Pipeline
-from qa.reader import BUNDLED, MAX_TOKENS, Reader, Tokens, Window, best_span, pack
-from qa.scoring import normalize_answer
-from qa.segment import sentence_spans
+from qa.read.signals import pasted, span_kind
+from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack
 from tests.conftest import DATA, ROOT, make_pipeline
 
 READER_DATA = DATA / "reader"
@@ -25,8 +25,8 @@ TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
 
 
 @pytest.fixture(scope="module")
-def reader() -> Reader:
-    return Reader()
+def reader() -> OnnxSpanModel:
+    return OnnxSpanModel()
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def canal(tmp_path_factory, embedder) -> Pipeline:
     for f in READER_DATA.iterdir():
         shutil.copy(f, src / f.name)
     pipe = make_pipeline(tmp_path_factory.mktemp("reader-index"), embedder)
-    assert pipe.index([str(src)]).published
+    assert pipe.library.index([str(src)]).published
     return pipe
 
 
@@ -47,7 +47,7 @@ def test_pack_keeps_sentences_whole_and_overlaps_by_one():
     assert pack([], 10) == []
 
 
-def test_windows_fit_beside_the_question(reader: Reader):
+def test_windows_fit_beside_the_question(reader: OnnxSpanModel):
     sentences = [f"Sentence number {i} says that the canal at lock {i} is {i * 3} metres deep." for i in range(40)]
     q = "How deep is the canal at lock 17?"
     windows = reader.tokens.windows(q, sentences, list(range(40)))
@@ -58,7 +58,7 @@ def test_windows_fit_beside_the_question(reader: Reader):
     assert sorted(set(covered)) == list(range(40))
 
 
-def test_a_long_question_still_leaves_room_to_read(reader: Reader):
+def test_a_long_question_still_leaves_room_to_read(reader: OnnxSpanModel):
     q = "Where does the canal run? " * 150
     [window] = reader.tokens.windows(q, ["The canal runs from Saltham to Brindle."], ["s"])
     [enc] = reader.tokens.encode(q, [window])
@@ -82,7 +82,7 @@ def test_best_span_maps_tokens_back_to_offsets_inside_one_sentence():
     assert span.null == 2.0 and span.margin == pytest.approx(5.0)
 
 
-def test_the_reader_finds_the_span_and_says_no_answer_elsewhere(reader: Reader):
+def test_the_reader_finds_the_span_and_says_no_answer_elsewhere(reader: OnnxSpanModel):
     sents = ("The canal was proposed by the engineer Harriet Vane in 1791.",
              "Parliament approved the scheme in March 1793 after two years of debate.")
     span, other = reader.read("Who proposed the canal?", [Window(sents, (0, 1))])  # one a sentence, best first
@@ -97,7 +97,7 @@ def test_answer_offsets_slice_the_document_inside_evidence_zero(canal: Pipeline)
     for q in ("How long is the Marlow Canal?", "Who designed the aqueduct?", "When did the whole canal reopen?"):
         a = canal.ask(q).answer
         assert a is not None, q
-        text = canal.document(a.evidence[0].document.id)["text"]
+        text = canal.library.document(a.evidence[0].document.id)["text"]
         assert text[a.start:a.end] == a.text
         assert a.evidence[0].start <= a.start < a.end <= a.evidence[0].end
 
@@ -230,7 +230,7 @@ def test_a_users_own_reader_folder_is_loaded_through_transformers(tmp_path: Path
     shutil.copy(BUNDLED / "tokenizer.json", folder / "tokenizer.json")
     pipe = Pipeline({**canal.config, "reader": str(folder), "min_support": 0.0}, embedder=canal.embedder)
     result = pipe.ask("Who designed the aqueduct?")
-    assert type(pipe.reader).__name__ == "TransformersReader"
+    assert type(pipe.models.span_model()).__name__ == "TransformersSpanModel"
     a = result.answer
     assert a is not None and a.evidence[0].sentence[a.start - a.evidence[0].start:a.end - a.evidence[0].start] == a.text
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -245,7 +245,7 @@ def test_a_users_own_reader_folder_is_loaded_through_transformers(tmp_path: Path
 
 
 def test_the_shipped_reader_imports_no_torch(tmp_path: Path):
-    code = ("import sys; from qa import Pipeline; p = Pipeline({'index': sys.argv[1]}); p.reader; "
+    code = ("import sys; from qa import Pipeline; p = Pipeline({'index': sys.argv[1]}); p.models.span_model(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
                          timeout=120)
@@ -273,5 +273,5 @@ def test_make_train_reader_trains_resumes_exports_and_loads(tmp_path: Path):
     card = json.loads((out / "model_card.json").read_text())
     assert card["steps"] == 20 and card["validation_fp32"]["questions"] == 20
     assert (out / "MODEL_CARD.md").read_text().count(card["sha256"]) == 1
-    found = Reader(out).read("Who proposed the canal?", [Window(("Harriet Vane proposed the canal.",), (0,))])
+    found = OnnxSpanModel(out).read("Who proposed the canal?", [Window(("Harriet Vane proposed the canal.",), (0,))])
     assert len(found) == 1 and found[0].text in "Harriet Vane proposed the canal."

@@ -16,14 +16,14 @@ import pytest
 
 from qa import IndexLocked, Pipeline
 from qa import index as ix
-from qa.parsepool import ParsePool, parse_file
+from qa.ingest.pool import ParsePool, parse_file
 from tests.conftest import ROOT, SEED, make_pipeline
 
 
 def ids_agree(pipe: Pipeline) -> tuple[int, int]:
     """Assert each segment's FAISS ids, store passage ids and FTS rows are the same set, ids
     unique across segments, nothing orphaned; return the served (documents, passages)."""
-    snap = pipe.snapshot()
+    snap = pipe.serving.snapshot()
     seen: set[int] = set()
     docs = passages = 0
     for segment in snap.segments:
@@ -48,9 +48,9 @@ def ids_agree(pipe: Pipeline) -> tuple[int, int]:
 
 def stored(pipe: Pipeline) -> tuple[list[tuple], list[tuple]]:
     """The served documents (path, title, sha256) and passages (path, start, end), sorted."""
-    docs = sorted((d["path"], d["title"], d["sha256"]) for d in pipe.sources())
+    docs = sorted((d["path"], d["title"], d["sha256"]) for d in pipe.library.documents(limit=None)[0])
     passages = []
-    for segment in pipe.snapshot().segments:
+    for segment in pipe.serving.snapshot().segments:
         conn = segment.connect()
         try:
             passages += [(r[1], r[2], r[3]) for r in conn.execute(
@@ -74,19 +74,19 @@ def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
     write(src / "otters.md", "# Otters\n\nSea otters use stones to open shellfish.[^1]\n\nOtters hold hands "
                              "while sleeping so they do not drift apart.\n\n[^1]: Otter Atlas, p. 9.\n")
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    r = pipe.index([str(src)])
+    r = pipe.library.index([str(src)])
     assert len(r.added) == 2 and r.published
     assert ids_agree(pipe)[0] == 2
 
     calls = embedder.calls
-    r = pipe.index([str(src)])  # nothing to do: no new generation, no encoding
+    r = pipe.library.index([str(src)])  # nothing to do: no new generation, no encoding
     assert (r.unchanged, r.published, embedder.calls) == (sorted(r.unchanged), False, calls)
     assert len(r.unchanged) == 2
 
     gen = ix.current_name(pipe.index_dir)
     write(src / "herons.txt", (src / "herons.txt").read_text().replace(
         "while hunting.", "while hunting. In 2025 a white heron was seen in Oslo harbour."))
-    r = pipe.index([str(src)])
+    r = pipe.library.index([str(src)])
     assert [Path(p).name for p in r.updated] == ["herons.txt"] and r.unchanged and r.published
     assert embedder.calls - calls == r.encoded == 1  # only the changed passage of the changed file
     assert ix.current_name(pipe.index_dir) != gen
@@ -95,22 +95,22 @@ def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
 
     calls = embedder.calls
     (src / "otters.md").rename(src / "sea-otters.md")
-    r = pipe.index([str(src)])
+    r = pipe.library.index([str(src)])
     assert [Path(p).name for p in r.added] == ["sea-otters.md"] and [Path(p).name for p in r.removed] == ["otters.md"]
     assert embedder.calls == calls  # renamed but identical: vectors reused
 
     write(src / "copy.md", (src / "sea-otters.md").read_text())
-    r = pipe.index([str(src)])
+    r = pipe.library.index([str(src)])
     assert embedder.calls == calls and len(r.added) == 1
     docs, _passages = ids_agree(pipe)
     assert docs == 3  # identical content at two paths stays two documents
 
-    r = pipe.remove([str(src / "copy.md")])
+    r = pipe.library.remove([str(src / "copy.md")])
     assert r.removed == [f"{src.name}/copy.md"] and ids_agree(pipe)[0] == 2
     (src / "copy.md").unlink()  # `qa remove` drops the document; a file left in the folder would come back
 
     (src / "herons.txt").unlink()
-    r = pipe.index([str(src)])
+    r = pipe.library.index([str(src)])
     assert [Path(p).name for p in r.removed] == ["herons.txt"]
     assert ids_agree(pipe) == (1, 2)  # the otters' two paragraphs are two passages
     assert not pipe.ask("Where was a white heron seen in 2025?").answered
@@ -122,21 +122,21 @@ def indexed_one_file(tmp_path: Path, embedder, text: str) -> tuple[Path, Pipelin
     src.mkdir()
     write(src / "a.txt", text)
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(src)])
+    pipe.library.index([str(src)])
     return src, pipe
 
 
 def test_rebuild_starts_over(tmp_path: Path, embedder):
     src, pipe = indexed_one_file(tmp_path, embedder, "Basalt columns form when thick lava cools slowly.\n")
     calls = embedder.calls
-    r = pipe.index([str(src)], rebuild=True)
+    r = pipe.library.index([str(src)], rebuild=True)
     assert r.added and r.published and embedder.calls == calls + 1
 
 
 def test_failed_update_keeps_the_previous_version(tmp_path: Path, embedder):
     src, pipe = indexed_one_file(tmp_path, embedder, "The Laki eruption of 1783 cooled the northern hemisphere.\n")
     (src / "a.txt").write_bytes(b"\x00\x01binary now")
-    r = pipe.index([str(src)])
+    r = pipe.library.index([str(src)])
     assert r.failed and not r.removed
     assert "Laki" in pipe.ask("Which eruption cooled the northern hemisphere in 1783?").answer.evidence[-1].sentence
 
@@ -152,17 +152,17 @@ def test_exception_mid_run_leaves_the_serving_generation(tmp_path: Path, embedde
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError):
-        pipe.index([str(src)], progress=explode)
+        pipe.library.index([str(src)], progress=explode)
     assert ix.current_name(pipe.index_dir) == gen
     assert not list(pipe.index_dir.glob(".tmp-gen-*"))
     assert ids_agree(pipe)[0] == 1
-    assert len(pipe.index([str(src)]).added) == 3
+    assert len(pipe.library.index([str(src)]).added) == 3
 
 
 def test_second_writer_fails_fast(tmp_path: Path, embedder):
     pipe = make_pipeline(tmp_path / "idx", embedder)
     with ix.writer_lock(pipe.index_dir), pytest.raises(IndexLocked, match="another `qa index`"):
-        pipe.index([str(SEED)])
+        pipe.library.index([str(SEED)])
 
 
 def qa_popen(*args: str, tag: str = "") -> subprocess.Popen:
@@ -199,7 +199,7 @@ def test_kill_9_mid_run_keeps_serving_and_next_run_completes(tmp_path: Path, emb
     seed_src = tmp_path / "seed"
     seed_src.mkdir()
     (seed_src / SEED.name).write_bytes(SEED.read_bytes())
-    make_pipeline(idx, embedder).index([str(seed_src)])
+    make_pipeline(idx, embedder).library.index([str(seed_src)])
     gen = ix.current_name(idx)
     big = tmp_path / "big"
     many_sources(big, 80)
@@ -257,7 +257,7 @@ def test_watch_mode_reindexes_after_a_change(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert len(Pipeline({"index": str(tmp_path / "idx")}).sources()) == 2
+    assert len(Pipeline({"index": str(tmp_path / "idx")}).library.documents(limit=None)[0]) == 2
 
 
 def _dies_on_poison(path: Path, *rest):
@@ -292,10 +292,10 @@ def test_parse_workers_keep_order_and_survive_a_dying_worker(tmp_path: Path):
 def test_index_runs_parse_in_workers_and_in_process_alike(tmp_path: Path, embedder, corpus_dir: Path):
     """Several files go through the worker pool, a single file is parsed in-process: same index."""
     pooled = make_pipeline(tmp_path / "pooled", embedder)
-    assert pooled.index([str(corpus_dir)]).published
+    assert pooled.library.index([str(corpus_dir)]).published
     single = make_pipeline(tmp_path / "single", embedder)
     for f in sorted(corpus_dir.iterdir()):
-        single.index([str(f)])
+        single.library.index([str(f)])
     names = [[(Path(row[0]).name, *row[1:]) for row in rows] for rows in (*stored(pooled), *stored(single))]
     assert names[:2] == names[2:]  # a file given alone is cited by its name, in a folder by folder/name
 
@@ -306,7 +306,7 @@ def test_a_file_reached_twice_is_indexed_once(tmp_path: Path, embedder):
     write(src / "a.txt", "The canal at Ystad was dug in 1802.\n")
     write(src / "b.txt", "The mill at Ystad burned in 1911.\n")
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    report = pipe.index([str(src), str(src / "a.txt"), str(src)])
+    report = pipe.library.index([str(src), str(src / "a.txt"), str(src)])
     assert report.published and not report.failed and sorted(report.added) == ["src/a.txt", "src/b.txt"]
     assert ids_agree(pipe)[0] == 2
 
@@ -320,7 +320,7 @@ def test_an_unguarded_script_still_indexes_every_file(tmp_path: Path):
     write(src / "b.txt", "The mill at Ystad burned in 1911.\n")
     script = tmp_path / "unguarded.py"
     script.write_text("from qa import Pipeline\n"
-                      f"report = Pipeline({{'index': {str(tmp_path / 'idx')!r}}}).index([{str(src)!r}])\n"
+                      f"report = Pipeline({{'index': {str(tmp_path / 'idx')!r}}}).library.index([{str(src)!r}])\n"
                       "print(report.summary())\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})

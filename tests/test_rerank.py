@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.answer import CALIBRATION, evidence_signals
-from qa.documents import DocumentRef, PassageHit
 from qa.errors import ConfigError
-from qa.pipeline import CLOSE, RERANK_FIRST, RERANK_SURE, distinct
-from qa.rerank import Reranker
+from qa.read.reader import CLOSE
+from qa.read.signals import CALIBRATION, evidence_signals
+from qa.records import DocumentRef, PassageHit
+from qa.search.rerank import CrossEncoder
+from qa.search.searcher import RERANK_FIRST, RERANK_SURE, Searcher, distinct
 from tests.conftest import make_pipeline
 
 QUESTION = "When was the Point Morrow lighthouse first lit?"
@@ -25,17 +26,17 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def reranker() -> Reranker:
-    return Reranker()
+def reranker() -> CrossEncoder:
+    return CrossEncoder()
 
 
-def test_the_answering_sentence_ranks_first(reranker: Reranker):
+def test_the_answering_sentence_ranks_first(reranker: CrossEncoder):
     scores = reranker.score(QUESTION, TEXTS)
     assert scores.shape == (4,) and int(np.argmax(scores)) == 0
     assert scores[0] > 0 > scores[1]  # logits: relevant above zero, unrelated far below
 
 
-def test_batches_sorted_by_length_give_each_text_its_own_score(reranker: Reranker):
+def test_batches_sorted_by_length_give_each_text_its_own_score(reranker: CrossEncoder):
     texts = TEXTS * 3  # 12 pairs: two batches, padded to different widths
     together = reranker.score(QUESTION, texts)
     alone = np.array([reranker.score(QUESTION, [t])[0] for t in texts])
@@ -44,7 +45,7 @@ def test_batches_sorted_by_length_give_each_text_its_own_score(reranker: Reranke
     assert np.allclose(together, alone, atol=0.25)
 
 
-def test_long_text_is_cut_and_empty_input_is_empty(reranker: Reranker):
+def test_long_text_is_cut_and_empty_input_is_empty(reranker: CrossEncoder):
     long = reranker.score(QUESTION, [TEXTS[0] + " More words follow here." * 400])
     assert np.isfinite(long).all()
     assert reranker.score(QUESTION, []).shape == (0,)
@@ -52,7 +53,7 @@ def test_long_text_is_cut_and_empty_input_is_empty(reranker: Reranker):
 
 def test_a_folder_without_the_model_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"model\.onnx"):
-        Reranker(tmp_path)
+        CrossEncoder(tmp_path)
 
 
 def test_evidence_signals_by_hand():
@@ -107,7 +108,7 @@ def test_reading_reranks_the_top_passages_and_gives_every_signal(pipeline):
 class CountingReranker:
     """The real cross-encoder, counting how many texts each question makes it read."""
 
-    def __init__(self, inner: Reranker) -> None:
+    def __init__(self, inner: CrossEncoder) -> None:
         self.inner, self.read = inner, 0
 
     def score(self, query: str, texts: list[str]) -> np.ndarray:
@@ -121,14 +122,15 @@ def _hits(n: int) -> tuple[PassageHit, ...]:
         ["Sea otters use stones to open shellfish."] * (n - 1) + [TEXTS[0]]))
 
 
-def test_rereading_goes_past_the_first_passages_only_without_a_clear_match(pipeline, reranker: Reranker):
+def test_rereading_goes_past_the_first_passages_only_without_a_clear_match(pipeline, reranker: CrossEncoder):
     counting = CountingReranker(reranker)
     late = _hits(12)  # the only relevant passage is 12th in retrieval order
-    ranked = pipeline._rerank(counting, QUESTION, late)
+    searcher = Searcher(lambda: counting, 0, 0, pipeline.searcher.rerank_passages)
+    ranked = searcher.rerank(QUESTION, late)
     assert counting.read == 12 and ranked[0].id == 11 and ranked[0].relevance > RERANK_SURE
     counting.read = 0
     early = (late[-1], *late[:-1])  # now it is first: a clear match, the rest are not read
-    ranked = pipeline._rerank(counting, QUESTION, early)
+    ranked = searcher.rerank(QUESTION, early)
     assert counting.read == RERANK_FIRST and ranked[0].id == 11
     assert [h.relevance is None for h in ranked] == [False] * RERANK_FIRST + [True] * (12 - RERANK_FIRST)
 
@@ -149,7 +151,7 @@ def test_a_near_equal_passage_is_read_for_the_evidence_too(tmp_path: Path, embed
             for j in range(9)) + "\n", encoding="utf-8")
     question = "How much rain did station 3-5 measure in week 5?"
     alone = make_pipeline(tmp_path / "idx", embedder, answer_passages=1)
-    alone.index([str(src)])
+    alone.library.index([str(src)])
     first = alone.read(question)
     # the whole-passage score prefers station 5's passage (full of "5-3", "5-5"), narrowly
     assert first.hits[0].document.path.endswith("station-5.txt")

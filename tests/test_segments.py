@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from qa import IndexMismatch, Pipeline, indexer
+from qa import IndexMismatch, Pipeline
 from qa import index as ix
-from qa import segments as seg
+from qa.index import segments as seg
+from qa.index import serving
+from qa.library import build
 from qa.words import content_words
 from tests.conftest import SEED, make_pipeline
 from tests.test_reindex import ids_agree, many_sources, qa_popen, stored, write
@@ -43,14 +45,14 @@ def test_an_update_writes_one_new_segment_and_tombstones(tmp_path: Path, embedde
     for n in range(3):
         write(src / f"note-{n}.txt", f"The lighthouse of Vardø number {n} was painted red in {1900 + n}.\n")
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    assert pipe.index([str(src)]).published
+    assert pipe.library.index([str(src)]).published
     before = segment_files(pipe.index_dir)
     answer = gist(pipe, QUESTION)
 
     write(src / "note-1.txt", "The lighthouse of Vardø number 1 was painted white in 1950.\n")
     (src / "note-2.txt").unlink()
     write(src / "note-3.txt", "The harbour of Vardø was dredged in 1961.\n")
-    report = pipe.index([str(src)])
+    report = pipe.library.index([str(src)])
     assert len(report.added) == 1 and len(report.updated) == 1 and len(report.removed) == 1
     after = segment_files(pipe.index_dir)
     assert {k: v for k, v in after.items() if k in before} == before  # old segment files untouched
@@ -58,7 +60,7 @@ def test_an_update_writes_one_new_segment_and_tombstones(tmp_path: Path, embedde
     assert len(gen.segments) == 2 and len(gen.segments[0]["deleted"]) == 2  # note-1 replaced, note-2 removed
     assert ids_agree(pipe) == (4, gen.manifest["passages"])
     assert gist(pipe, QUESTION) == answer
-    paths = {d["path"] for d in pipe.sources()}
+    paths = {d["path"] for d in pipe.library.documents(limit=None)[0]}
     assert not any(p.endswith("note-2.txt") for p in paths) and any(p.endswith("note-3.txt") for p in paths)
     found = pipe.read("When was the lighthouse of Vardø number 1 painted white?").found
     assert found and "white in 1950" in found[0].text
@@ -72,7 +74,7 @@ def seed_index(tmp_path: Path, embedder) -> tuple[Path, Pipeline]:
     src.mkdir()
     shutil.copy(SEED, src / SEED.name)
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(src)])
+    pipe.library.index([str(src)])
     return src, pipe
 
 
@@ -80,16 +82,16 @@ def test_many_small_updates_are_merged_without_encoding_again(tmp_path: Path, em
     src, pipe = seed_index(tmp_path, embedder)
     for n in range(ix.MAX_SEGMENTS + 2):
         write(src / f"n{n}.txt", f"Ferry {n} crossed the fjord at Lyngen {n + 2} times a day in 1931.\n")
-        assert pipe.index([str(src)]).published
+        assert pipe.library.index([str(src)]).published
         assert len(ix.current(pipe.index_dir).segments) <= ix.MAX_SEGMENTS  # merged after the publish
     docs, passages = ids_agree(pipe)
     before = stored(pipe), gist(pipe, QUESTION), gist(pipe, "How often did ferry 4 cross the fjord?")
     calls = embedder.calls
-    assert indexer.merge(pipe.index_dir)
+    assert build.merge(pipe.index_dir)
     assert len(ix.current(pipe.index_dir).segments) == 1 and embedder.calls == calls  # nothing encoded
     assert ids_agree(pipe) == (docs, passages)
     assert (stored(pipe), gist(pipe, QUESTION), gist(pipe, "How often did ferry 4 cross the fjord?")) == before
-    assert not indexer.merge(pipe.index_dir)  # one segment, nothing deleted: nothing to do
+    assert not build.merge(pipe.index_dir)  # one segment, nothing deleted: nothing to do
     live = {p.name for p in (pipe.index_dir / seg.FOLDER).iterdir()}
     used = {s["name"] for g in pipe.index_dir.glob("gen-*")
             for s in json.loads((g / ix.MANIFEST_FILE).read_text())["segments"]}
@@ -118,9 +120,9 @@ def test_readers_answer_throughout_publishes_and_merges(tmp_path: Path, embedder
     try:
         for n in range(12):
             write(src / f"n{n}.txt", f"Tram {n} ran to Solbakken every {n + 5} minutes in 1925.\n")
-            writer.index([str(src)])
+            writer.library.index([str(src)])
             if n % 4 == 3:
-                indexer.merge(writer.index_dir)
+                build.merge(writer.index_dir)
     finally:
         stop.set()
         for t in threads:
@@ -135,10 +137,10 @@ def test_kill_9_during_merge_keeps_serving(tmp_path: Path, embedder):
     big = tmp_path / "big"
     many_sources(big, 60)
     pipe = make_pipeline(idx, embedder)
-    pipe.index([str(big)])
+    pipe.library.index([str(big)])
     for n in range(4):  # several segments, some with deletions, so a merge has work to do
         write(big / f"station-{n:03}.txt", f"Station {n} was closed in {1990 + n}.\n")
-        pipe.index([str(big)])
+        pipe.library.index([str(big)])
     expected = stored(pipe)
     for delay in (0.3, 0.8, 1.5):
         proc = qa_popen("index", "--merge", "--index", str(idx))
@@ -158,7 +160,7 @@ def test_kill_9_during_merge_keeps_serving(tmp_path: Path, embedder):
 
 def test_an_index_of_the_older_layout_is_upgraded_keeping_its_vectors(tmp_path: Path, embedder):
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(SEED)])
+    pipe.library.index([str(SEED)])
     answer = gist(pipe, QUESTION)
     # Lay the index out as schema 1 did: one generation folder holding both halves.
     gen = ix.current(pipe.index_dir)
@@ -182,18 +184,18 @@ def test_an_index_of_the_older_layout_is_upgraded_keeping_its_vectors(tmp_path: 
     fresh = make_pipeline(tmp_path / "idx", embedder)
     assert gist(fresh, QUESTION) == answer and embedder.calls == calls + 1  # the question only
     write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed in 1999.\n")
-    assert fresh.index([str(tmp_path / "extra.txt")]).published and ids_agree(fresh)[0] == 2
+    assert fresh.library.index([str(tmp_path / "extra.txt")]).published and ids_agree(fresh)[0] == 2
 
 
 def test_cli_merge_and_upgrade_say_what_they_did(tmp_path: Path, embedder, capsys):
     from qa.cli import main
 
-    make_pipeline(tmp_path / "idx", embedder).index([str(SEED)])
+    make_pipeline(tmp_path / "idx", embedder).library.index([str(SEED)])
     assert main(["index", "--merge", "--index", str(tmp_path / "idx")]) == 0
     assert "one segment and nothing deleted" in capsys.readouterr().out
     assert main(["index", "--upgrade", "--index", str(tmp_path / "idx")]) == 0
     assert "already has the current layout" in capsys.readouterr().out
-    assert Pipeline({"index": str(tmp_path / "idx")}).sources()
+    assert Pipeline({"index": str(tmp_path / "idx")}).library.documents(limit=None)[0]
 
 
 def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, embedder):
@@ -204,9 +206,9 @@ def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, emb
     write(src / "c.txt", "It was not what they had been told at all, and so it was.\n")
     write(src / "d.txt", "Vardø lies on an island in the Barents Sea.\n")
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(src)])
+    pipe.library.index([str(src)])
     assert content_words("What was the name of the lighthouse of Vardø in 1901?") == ["lighthouse", "vardø", "1901"]
-    with pipe.snapshot().view() as view:
+    with pipe.serving.snapshot().view() as view:
         paths = [view.passages([pid])[pid]["path"] for pid, _ in view.lexical(
             "What was the colour of the lighthouse of Vardø?", 10)]
         assert view.lexical("What was it that they had been?", 10) == []  # stopwords only: nothing
@@ -218,9 +220,9 @@ def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, emb
 def test_an_approximate_segment_finds_what_a_flat_one_finds(tmp_path: Path, embedder, corpus_dir: Path, capsys,
                                                              kind: str):
     flat = make_pipeline(tmp_path / "flat", embedder)
-    flat.index([str(corpus_dir)])
+    flat.library.index([str(corpus_dir)])
     graph = make_pipeline(tmp_path / kind, embedder, vector_index=kind)
-    graph.index([str(corpus_dir)])
+    graph.library.index([str(corpus_dir)])
     assert [s["kind"] for s in ix.current(graph.index_dir).segments] == [kind]
     questions = [QUESTION, "Who directed the establishment of international communication centers?",
                  "What did the Fujian Media Group create?"]
@@ -228,8 +230,8 @@ def test_an_approximate_segment_finds_what_a_flat_one_finds(tmp_path: Path, embe
         assert gist(graph, q) == gist(flat, q)
         assert [p.document.path for p in graph.ask(q).passages] == [p.document.path for p in flat.ask(q).passages]
     write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed in 1999.\n")
-    graph.index([str(tmp_path / "extra.txt")])
-    assert indexer.merge(graph.index_dir, kind) and [s["kind"] for s in ix.current(graph.index_dir).segments] \
+    graph.library.index([str(tmp_path / "extra.txt")])
+    assert build.merge(graph.index_dir, kind) and [s["kind"] for s in ix.current(graph.index_dir).segments] \
         == [kind]
     assert ids_agree(graph)[0] == ids_agree(flat)[0] + 1
     assert seg.choose("auto", seg.FLAT_MAX) == "flat" and seg.choose("auto", seg.FLAT_MAX + 1) == "ivf"
@@ -243,19 +245,19 @@ def test_an_approximate_segment_finds_what_a_flat_one_finds(tmp_path: Path, embe
 def test_a_following_pipeline_opens_new_generations_in_the_background(tmp_path: Path, embedder, monkeypatch):
     opened: list[str] = []
 
-    class Recorded(ix.IndexReader):
+    class Recorded(ix.Snapshot):
         def __init__(self, generation: ix.Generation) -> None:
             opened.append(threading.current_thread().name)
             super().__init__(generation)
 
-    monkeypatch.setattr(ix, "IndexReader", Recorded)
+    monkeypatch.setattr(serving, "Snapshot", Recorded)
     writer = make_pipeline(tmp_path / "idx", embedder)
-    writer.index([str(SEED)])
+    writer.library.index([str(SEED)])
     server = make_pipeline(tmp_path / "idx", embedder)
     assert server.ask(QUESTION).answered  # the first generation is opened by the first request
-    server.follow(interval=0.05)
+    server.serving.follow(interval=0.05)
     write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed Solbris in 1999.\n")
-    writer.index([str(tmp_path / "extra.txt")])
+    writer.library.index([str(tmp_path / "extra.txt")])
     new = ix.current_name(writer.index_dir)
     deadline = time.monotonic() + 2.0
     while server.ask(QUESTION).generation != new:
@@ -273,25 +275,26 @@ def test_a_document_is_the_same_from_any_working_folder(tmp_path: Path, embedder
     write(new / "b.txt", "The harbour of Vardø was dredged in 1961.\n")
     pipe = make_pipeline(tmp_path / "idx", embedder)
     monkeypatch.chdir(project)
-    assert pipe.index(["src"]).added == ["src/a.txt"]
+    assert pipe.library.index(["src"]).added == ["src/a.txt"]
     monkeypatch.chdir(elsewhere)
-    again = pipe.index(["../project/src"])
+    again = pipe.library.index(["../project/src"])
     assert again.unchanged == ["src/a.txt"] and not again.added and not again.removed and not again.published
-    other = pipe.index([str(new)])  # another root: added beside, nothing of the first touched
+    other = pipe.library.index([str(new)])  # another root: added beside, nothing of the first touched
     assert other.added == ["new/b.txt"] and not other.removed
     roots = ix.current(pipe.index_dir).manifest["roots"]
     assert roots == [str(project / "src") + "/", str(new) + "/"]
-    assert pipe.sources_dir == project / "src"  # uploads and the browser's reindex: the first root
-    assert make_pipeline(tmp_path / "idx", embedder, sources=str(elsewhere)).sources_dir == elsewhere
-    removed = pipe.remove(["../project/src/a.txt"])  # a path as the user types it, from any folder
-    assert removed.removed == ["src/a.txt"] and [d["path"] for d in pipe.sources()] == ["new/b.txt"]
+    assert pipe.library.sources_dir == project / "src"  # uploads and the browser's reindex: the first root
+    assert make_pipeline(tmp_path / "idx", embedder, sources=str(elsewhere)).library.sources_dir == elsewhere
+    removed = pipe.library.remove(["../project/src/a.txt"])  # a path as the user types it, from any folder
+    assert removed.removed == ["src/a.txt"]
+    assert [d["path"] for d in pipe.library.documents(limit=None)[0]] == ["new/b.txt"]
 
 
 def test_an_index_of_schema_2_is_upgraded_keeping_ids_and_vectors(tmp_path: Path, embedder, monkeypatch):
     monkeypatch.chdir(SEED.parent.parent)  # where `qa index sources` ran when paths were relative to it
     pipe = make_pipeline(tmp_path / "idx", embedder)
-    pipe.index([str(SEED)])
-    before = gist(pipe, QUESTION), [d["id"] for d in pipe.sources()]
+    pipe.library.index([str(SEED)])
+    before = gist(pipe, QUESTION), [d["id"] for d in pipe.library.documents(limit=None)[0]]
     gen = ix.current(pipe.index_dir)
     [entry] = gen.segments
     conn = sqlite3.connect(str(pipe.index_dir / seg.FOLDER / entry["name"] / seg.STORE_FILE))
@@ -308,6 +311,6 @@ def test_an_index_of_schema_2_is_upgraded_keeping_ids_and_vectors(tmp_path: Path
     calls = embedder.calls
     assert ix.upgrade(tmp_path / "idx") is not None
     fresh = make_pipeline(tmp_path / "idx", embedder)
-    assert (gist(fresh, QUESTION), [d["id"] for d in fresh.sources()]) == before
+    assert (gist(fresh, QUESTION), [d["id"] for d in fresh.library.documents(limit=None)[0]]) == before
     assert embedder.calls == calls + 1  # the question only: no passage encoded again
-    assert fresh.index([str(SEED)]).unchanged  # the old relative path became the file's identity
+    assert fresh.library.index([str(SEED)]).unchanged  # the old relative path became the file's identity

@@ -29,7 +29,7 @@ def admin_app(tmp_path: Path, embedder):
     src.mkdir()
     (src / "herons.txt").write_text("Grey herons nest in colonies called heronries.[1]\n1. ^ Bird Book (2001).\n")
     pipe = make_pipeline(tmp_path / "idx", embedder, sources=str(src), admin_token=TOKEN, upload_max_mb=1)
-    pipe.index([str(src)])
+    pipe.library.index([str(src)])
     return create_app(test_config={"TESTING": True}, pipeline=pipe)
 
 
@@ -129,7 +129,7 @@ def test_reindex_while_serving_has_no_failed_requests(tmp_path: Path, embedder):
         (src / f"station-{i}.txt").write_text(
             " ".join(f"Weather station {i}-{j} recorded {i + j} millimetres of rain." for j in range(30)) + "\n")
     pipe: Pipeline = make_pipeline(tmp_path / "idx", embedder, sources=str(src), admin_token=TOKEN)
-    pipe.index([str(src)])
+    pipe.library.index([str(src)])
     server = create_server(create_app(pipeline=pipe), host="127.0.0.1", port=0, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://127.0.0.1:{server.effective_port}"
@@ -161,7 +161,7 @@ def test_reindex_while_serving_has_no_failed_requests(tmp_path: Path, embedder):
         req = urllib.request.Request(f"{base}/api/reindex", method="POST", headers=AUTH)
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert resp.status == 202
-        status = wait_done(lambda: pipe.reindex_job.status(), timeout=300)
+        status = wait_done(lambda: pipe.library.reindex_job.status(), timeout=300)
         assert status["state"] == "done" and status["published"]
         time.sleep(1.0)
         after = ask()  # after the publish (the hammer's last answer may have started before it)

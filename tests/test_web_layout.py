@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qa.records import locator_label
 from web.provenance import Marker, Span, layout
 
 TEXT = "Alpha one. Alpha two.\n\nBeta one.\n\nGamma one."
@@ -12,7 +13,7 @@ def sentence(i, start, end, section=None, page=None, footnotes=()):
 
 
 def note(marker, position, key=None, locator=None):
-    return {"marker": marker, "locator": locator, "position": position,
+    return {"marker": marker, "locator": locator, "where": locator and locator_label(locator), "position": position,
             "reference": {"key": key, "text": f"Ref {key}"} if key else None}
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html import unescape
 
 import pytest
 
 from qa import Pipeline
+from qa.cli import format_result, main
+from qa.records import locator_label
 from web import create_app
 from web.errors import CSP
-from web.formats import http_url, locator_label, when
+from web.formats import http_url, when
 
 FUJIAN = "When did the Fujian Media Group create an ICC?"
 LIGHTHOUSE = "When was the Point Morrow lighthouse first lit?"
@@ -22,7 +25,7 @@ def html_of(resp) -> str:
 
 
 def doc_id(pipeline: Pipeline, path_end: str) -> str:
-    return next(d["id"] for d in pipeline.sources() if d["path"].endswith(path_end))
+    return next(d["id"] for d in pipeline.library.documents(limit=None)[0] if d["path"].endswith(path_end))
 
 
 def test_empty_ask_page_has_the_question_box(client):
@@ -111,7 +114,26 @@ def test_api_ask_is_the_design_contract(client, pipeline):
     body.pop("timings_ms"), expected.pop("timings_ms")
     assert body == expected
     assert body["answer"]["text"] == "July 2023"
-    assert body["answer"]["evidence"][-1]["footnotes"] == [{"marker": "1", "locator": "13", "reference": None}]
+    last = body["answer"]["evidence"][-1]
+    assert last["footnotes"] == [{"marker": "1", "locator": "13", "where": "p. 13", "reference": None}]
+    # the numbering and wording every view uses are in the JSON: one number per citation
+    notes = body["answer"]["notes"]
+    assert [n["n"] for n in notes] == list(range(1, len(notes) + 1))
+    assert {n for ev in body["answer"]["evidence"] for n in ev["notes"]} == {n["n"] for n in notes}
+    cited = next(n for n in notes if n["n"] in last["notes"] and n["footnote"])
+    assert cited["text"].startswith("Reference not included in the source (marker [1], p. 13)")
+
+
+def test_the_cli_and_the_page_number_and_word_footnotes_alike(client, pipeline):
+    result = pipeline.ask(FUJIAN)
+    notes = result.answer.notes
+    assert notes and any(n.footnote and n.footnote.where == "p. 13" for n in notes)
+    printed = format_result(result)
+    page = html_of(client.get("/", query_string={"q": FUJIAN}))
+    for note in notes:
+        assert f"[{note.n}] {note.text()}"[:60] in " ".join(printed.split())
+        assert f'id="fn-{note.n}"' in page
+    assert "p. 13" in page and "p. 13" in printed and "p. p." not in printed
 
 
 def test_api_ask_abstention_is_200(client):
@@ -140,12 +162,13 @@ def test_no_index_yet_is_503_with_the_command(tmp_path, embedder):
 
 def test_create_app_opens_the_index_folder_it_is_given(pipeline):
     client = create_app(index_path=str(pipeline.index_dir), test_config={"TESTING": True}).test_client()
-    assert client.get("/api/sources").get_json() == pipeline.sources()  # no model needed for this
+    listed = client.get("/api/sources").get_json()  # no model needed for this
+    assert listed["documents"] == pipeline.library.documents()[0] and listed["total"] == len(listed["documents"])
 
 
 def test_sources_page_lists_every_document_with_counts(client, pipeline):
     page = html_of(client.get("/sources"))
-    for d in pipeline.sources():
+    for d in pipeline.library.documents(limit=None)[0]:
         assert f'<a href="/documents/{d["id"]}">' in page and d["path"].replace("/", "/<wbr>") in page
     assert "3 documents indexed." in page
     assert "0 of 20" in page and "(20 unresolved)" in page  # the seed: markers but no certain mapping
@@ -153,8 +176,27 @@ def test_sources_page_lists_every_document_with_counts(client, pipeline):
     assert re.search(r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>", page)
 
 
-def test_api_sources_is_what_qa_sources_json_prints(client, pipeline):
-    assert client.get("/api/sources").get_json() == pipeline.sources()
+def test_api_sources_is_what_qa_sources_json_prints_a_page_at_a_time(client, pipeline, capsys):
+    everything, total = pipeline.library.documents(limit=None)
+    assert total == len(everything) >= 3
+    first = client.get("/api/sources?limit=2").get_json()
+    assert first["documents"] == everything[:2] and first["total"] == total and first["offset"] == 0
+    assert first["next"] == "/api/sources?offset=2&limit=2"
+    pages = [first]
+    while pages[-1]["next"]:
+        pages.append(client.get(pages[-1]["next"]).get_json())
+    assert [d for p in pages for d in p["documents"]] == everything and pages[-1]["next"] is None
+    assert main(["sources", "--json", "--limit", "2", "--index", str(pipeline.index_dir)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["documents"] == first["documents"] and printed["total"] == total
+    assert printed["next"] == "qa sources --json --offset 2 --limit 2"
+    assert main(["sources", "--limit", "2", "--index", str(pipeline.index_dir)]) == 0
+    assert f"... {total - 2} more: qa sources --offset 2 --limit 2" in capsys.readouterr().out
+    for bad in ("limit=0", "limit=101", "offset=-1", "offset=x"):
+        resp = client.get(f"/api/sources?{bad}")
+        assert resp.status_code == 400 and "offset" in resp.get_json()["error"], bad
+    page = html_of(client.get("/sources?limit=2"))
+    assert f"{total} documents indexed;" in page and 'rel="next" href="/sources?offset=2&amp;limit=2"' in page
 
 
 def test_provenance_view_marks_the_requested_sentence(client, pipeline):
@@ -173,7 +215,7 @@ def test_provenance_view_marks_the_requested_sentence(client, pipeline):
 
 def test_provenance_view_links_markers_to_references_and_marks_cited_ones(client, pipeline):
     doc = doc_id(pipeline, "orchards.txt")
-    data = pipeline.document(doc)
+    data = pipeline.library.document(doc)
     starlight = next(s for s in data["sentences"] if data["text"][s["start"]:].startswith("The Starlight"))
     page = html_of(client.get(f"/documents/{doc}?start={starlight['start']}&end={starlight['end']}"))
     assert '<a href="#ref-2" aria-label="reference 2">[2]</a><span class="loc">p. 88</span>' in page
@@ -196,8 +238,25 @@ def test_provenance_view_out_of_range_request_says_so(client, pipeline):
 def test_api_document_is_the_pipeline_document(client, pipeline):
     doc = doc_id(pipeline, "orchards.txt")
     body = client.get(f"/api/documents/{doc}").get_json()
-    assert body == pipeline.document(doc)
-    assert {"id", "title", "path", "text", "sentences", "references"} <= set(body)
+    assert body.pop("next") is None and body == pipeline.library.document(doc)
+    assert {"id", "title", "path", "text", "sentences", "references", "total"} <= set(body)
+    whole = pipeline.library.document(doc, limit=None)
+    assert body["total"] == {"sentences": len(whole["sentences"]), "references": len(whole["references"])}
+
+
+def test_api_document_pages_its_sentences_and_references_but_keeps_the_text_whole(client, pipeline):
+    doc = doc_id(pipeline, "lighthouses.md")
+    whole = pipeline.library.document(doc, limit=None)
+    assert len(whole["sentences"]) > 2 and whole["references"]
+    first = client.get(f"/api/documents/{doc}?limit=2").get_json()
+    assert first["text"] == whole["text"] and first["sentences"] == whole["sentences"][:2]
+    assert first["references"] == whole["references"][:2]
+    pages = [first]
+    while pages[-1]["next"]:
+        pages.append(client.get(pages[-1]["next"]).get_json())
+    assert [s for p in pages for s in p["sentences"]] == whole["sentences"]
+    assert [r for p in pages for r in p["references"]] == whole["references"]
+    assert client.get(f"/api/documents/{doc}?limit=1001").status_code == 400
 
 
 def test_unknown_document_is_404_on_page_and_api(client):

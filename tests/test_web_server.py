@@ -39,7 +39,8 @@ def test_live_server_answers_api_ask(live_server):
     status, headers, body = get(ask_url(live_server, FUJIAN))
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert body["answered"] and body["answer"]["text"] == "July 2023"
-    assert body["answer"]["evidence"][-1]["footnotes"] == [{"marker": "1", "locator": "13", "reference": None}]
+    assert body["answer"]["evidence"][-1]["footnotes"] == [{"marker": "1", "locator": "13", "where": "p. 13",
+                                                              "reference": None}]
     assert headers["Server"] == "waitress" and "script-src 'self'" in headers["Content-Security-Policy"]
 
 
@@ -107,7 +108,7 @@ def test_qa_ask_server_prints_what_qa_ask_prints(pipeline: Pipeline, live_server
     mine = pipeline.ask(FUJIAN).to_dict()
     assert {**remote, "timings_ms": None} == {**mine, "timings_ms": None}
     assert remote["index"] == {"path": str(pipeline.index_dir.resolve()),
-                               "generation": pipeline.snapshot().generation.path.name}
+                               "generation": pipeline.serving.snapshot().generation.path.name}
 
     assert main(["ask", FUJIAN, "--server", live_server, "--index", str(tmp_path / "elsewhere")]) == 0
     assert f"answers from the index at {pipeline.index_dir.resolve()}" in capsys.readouterr().err

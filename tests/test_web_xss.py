@@ -19,7 +19,7 @@ def hostile(tmp_path_factory, embedder):
     src = tmp_path_factory.mktemp("xss-src")
     shutil.copytree(DATA / "xss", src, dirs_exist_ok=True)
     pipe = make_pipeline(tmp_path_factory.mktemp("xss-index"), embedder)
-    assert pipe.index([str(src)]).published
+    assert pipe.library.index([str(src)]).published
     return create_app(test_config={"TESTING": True}, pipeline=pipe).test_client(), pipe
 
 
@@ -45,7 +45,7 @@ def test_question_is_escaped(hostile):
 
 def test_provenance_and_sources_escape_title_meta_and_references(hostile):
     client, pipe = hostile
-    [doc] = pipe.sources()
+    [doc] = pipe.library.documents(limit=None)[0]
     page = client.get(f"/documents/{doc['id']}?start=0&end=10").get_data(as_text=True)
     assert_inert(page)
     assert "<h1>&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt; Zanzibar ledger</h1>" in page

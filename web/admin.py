@@ -78,7 +78,7 @@ def _save(files: list[FileStorage]) -> tuple[list[str], list[tuple[str, Footnote
     saved, errors = [], []
     for f in files:
         try:
-            saved.append(pipeline().add_source(f.filename or "", f.read()))
+            saved.append(pipeline().library.add_source(f.filename or "", f.read()))
         except FootnoteError as exc:
             errors.append((f.filename or "", exc))
     return saved, errors
@@ -125,7 +125,7 @@ def upload() -> Response:
 def delete(doc_id: str) -> Response:
     """Remove a document from the index (and its file, when it is in the source folder)."""
     _require_form()
-    report = pipeline().delete_document(doc_id)
+    report = pipeline().library.delete_document(doc_id)
     flash(f"Removed {', '.join(report.removed)}.", "ok")
     return redirect(url_for("sources.index"))
 
@@ -134,7 +134,7 @@ def delete(doc_id: str) -> Response:
 def reindex() -> Response:
     """Start a reindex of the source folder; the page shows its progress."""
     _require_form()
-    pipeline().reindex_job.start()
+    pipeline().library.reindex_job.start()
     return redirect(url_for("sources.index") + "#reindex")
 
 
@@ -158,7 +158,7 @@ def api_upload() -> tuple[Response, int]:
 def api_delete(doc_id: str) -> Response:
     """Remove a document; answers with the indexing summary."""
     _require_api_token()
-    report = pipeline().delete_document(doc_id)
+    report = pipeline().library.delete_document(doc_id)
     return jsonify({"removed": report.removed, "summary": report.summary()})
 
 
@@ -166,14 +166,14 @@ def api_delete(doc_id: str) -> Response:
 def api_reindex() -> tuple[Response, int]:
     """Start a reindex of the source folder (409 when one is running)."""
     _require_api_token()
-    return jsonify(pipeline().reindex_job.start()), 202
+    return jsonify(pipeline().library.reindex_job.start()), 202
 
 
 @bp.get("/api/reindex")
 def api_reindex_status() -> Response:
     """Progress of the current or last reindex: state, done/total, current file, errors by file."""
     _require_api_token()
-    return jsonify(pipeline().reindex_job.status())
+    return jsonify(pipeline().library.reindex_job.status())
 
 
 @bp.get("/sources/reindex/status")
@@ -181,4 +181,4 @@ def reindex_status() -> Response:
     """The same progress for the signed-in sources page (its script polls this)."""
     if not (_token() and session.get("admin")):
         raise Unauthorized("sign in with the admin token first")
-    return jsonify(pipeline().reindex_job.status())
+    return jsonify(pipeline().library.reindex_job.status())

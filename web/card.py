@@ -1,41 +1,16 @@
-"""Turn a `qa.Result` into the answer card: highlighted sentences, numbered footnotes, Markdown.
+"""Turn a `qa.Result` into the answer card: highlighted sentences, footnotes, Markdown.
 
-The templates only format; numbering, the answer highlight and the text put on the
-clipboard are decided here, from the Result's offsets, so every view agrees.
+The templates only format. The footnotes' numbers and wording are data on the answer
+(`qa.records.numbered`, `Note.text`), the same the CLI prints; the answer highlight and the
+text put on the clipboard are decided here, from the Result's offsets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qa import Answer, Conflict, Evidence, Footnote, Result
-from web.formats import locator_label
-
-
-@dataclass(frozen=True)
-class Note:
-    """One numbered footnote of the card: a source marker, or the document when there is none."""
-
-    n: int
-    footnote: Footnote | None
-    evidence: Evidence
-
-    def citation(self) -> str:
-        """The footnote as one line of plain text (what "copy citation" puts on the clipboard)."""
-        ev, doc = self.evidence, self.evidence.document
-        where = f"{doc.title}, {doc.path}, characters {ev.start}–{ev.end}"
-        if doc.meta.get("url"):
-            where += f", {doc.meta['url']}"
-        if self.footnote is None:
-            return f"{where} (no citation marked in the source)"
-        loc = f", {locator_label(self.footnote.locator)}" if self.footnote.locator else ""
-        ref = self.footnote.reference
-        if ref is None:
-            return (f"Reference not included in the source (marker [{self.footnote.marker}]{loc}); "
-                    f"cited in {where}")
-        url = ref.fields.get("url")
-        tail = f" <{url}>" if url and url not in ref.text else ""
-        return f"{ref.text}{tail}{loc}"
+from qa import Answer, Conflict, Evidence, Result
+from qa.records import Note
 
 
 @dataclass(frozen=True)
@@ -74,30 +49,14 @@ def build(result: Result) -> Card | None:
     answer = result.answer
     if answer is None:
         return None
-    notes: list[Note] = []
-    numbers: dict[tuple, int] = {}  # the same citation on two sentences keeps one number
-    lines = _lines(answer, answer.evidence, notes, numbers)
-    conflicts = tuple(Alternative(c.text, c.score, tuple(_lines(c, c.evidence, notes, numbers)))
-                      for c in answer.conflicts)
-    return Card(answer, tuple(lines), tuple(notes), _markdown(result, lines, notes, conflicts), conflicts)
+    lines = _lines(answer, answer.evidence)
+    conflicts = tuple(Alternative(c.text, c.score, tuple(_lines(c, c.evidence))) for c in answer.conflicts)
+    return Card(answer, tuple(lines), answer.notes, _markdown(result, lines, answer.notes, conflicts), conflicts)
 
 
-def _lines(span: Answer | Conflict, evidence: tuple[Evidence, ...], notes: list[Note],
-           numbers: dict[tuple, int]) -> list[Line]:
-    """The evidence sentences in reading order (a context sentence before the answer's), with
-    footnote numbers drawn from `numbers` so that a citation keeps one number on the card."""
-    lines = []
-    for ev in sorted(evidence, key=lambda e: e.start):
-        mine = []
-        for fn in ev.footnotes or (None,):
-            key = ((ev.document.id, fn.marker, fn.locator, fn.reference and fn.reference.key) if fn
-                   else (ev.document.id, ev.start))
-            if key not in numbers:
-                numbers[key] = len(notes) + 1
-                notes.append(Note(numbers[key], fn, ev))
-            mine.append(numbers[key])
-        lines.append(_split(ev, span, tuple(dict.fromkeys(mine))))
-    return lines
+def _lines(span: Answer | Conflict, evidence: tuple[Evidence, ...]) -> list[Line]:
+    """The evidence sentences in reading order (a context sentence before the answer's)."""
+    return [_split(ev, span, ev.notes) for ev in sorted(evidence, key=lambda e: e.start)]
 
 
 def _split(ev: Evidence, answer: Answer | Conflict, notes: tuple[int, ...]) -> Line:
@@ -113,10 +72,10 @@ def _quote(lines: list[Line] | tuple[Line, ...]) -> str:
                     + "".join(f"[^{n}]" for n in ln.notes) for ln in lines)
 
 
-def _markdown(result: Result, lines: list[Line], notes: list[Note], conflicts: tuple[Alternative, ...]) -> str:
+def _markdown(result: Result, lines: list[Line], notes: tuple[Note, ...], conflicts: tuple[Alternative, ...]) -> str:
     """The answer as Markdown with footnotes, for "copy answer"."""
     out = [f"**Q:** {result.question}", "", f"**A:** {result.answer.text}", "", f"> {_quote(lines)}", ""]
     for alt in conflicts:
         out += [f"**Another source says:** {alt.text}", "", f"> {_quote(alt.lines)}", ""]
-    out += [f"[^{note.n}]: {note.citation()}" for note in notes]
+    out += [f"[^{note.n}]: {note.text()}" for note in notes]
     return "\n".join(out) + "\n"

@@ -1,4 +1,5 @@
-"""How values read on the pages: page locators, timestamps, and which URLs may become links."""
+"""How values read on the pages: timestamps, and which URLs may become links. (Locators are
+worded once, by `qa.records.locator_label`, for the CLI and the pages alike.)"""
 
 from __future__ import annotations
 
@@ -6,14 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-
-
-def locator_label(locator: str) -> str:
-    """"13" -> "p. 13", "13–15" -> "pp. 13–15"; a locator that is not a page stays as written."""
-    plain = locator.replace("–", "").replace("-", "").replace(" ", "")
-    if not plain.isdigit():
-        return locator
-    return f"pp. {locator}" if len(plain) < len(locator.replace(" ", "")) else f"p. {locator}"
 
 
 def http_url(value: Any) -> str | None:
@@ -33,7 +26,6 @@ def when(stamp: str) -> str:
 
 
 def register(app: Flask) -> None:
-    """Make these the templates' `locator`, `when` and `http_url` filters."""
-    app.add_template_filter(locator_label, "locator")
+    """Make these the templates' `when` and `http_url` filters."""
     app.add_template_filter(when, "when")
     app.add_template_filter(http_url, "http_url")

@@ -1,7 +1,7 @@
 """Lay out a document for the provenance view: paragraphs, headings, markers in place, a highlight.
 
 The server decides what is highlighted (a `<mark>` in the HTML it sends), so the view works
-without JavaScript; this module turns `Pipeline.document()` into pieces the template prints
+without JavaScript; this module turns `Library.document()` into pieces the template prints
 as escaped text.
 """
 
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from web.formats import locator_label
 
 PARAGRAPH_BREAK = "\n\n"  # how the clean text separates paragraphs (qa.ingest.builder)
 
@@ -68,7 +66,7 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
     """Arrange a document for display and highlight the sentences overlapping `start:end`.
 
     Args:
-        doc: the dict `Pipeline.document()` returns.
+        doc: the dict `Library.document()` returns.
         start, end: character offsets from an answer or a passage (either missing: no highlight).
     """
     text = doc["text"]
@@ -93,7 +91,7 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
                 if s["index"] not in ref.cited_by[-1:]:
                     ref.cited_by.append(s["index"])
                 ref.cited_here |= hit
-            pieces.append(Marker(fn["marker"], fn["locator"] and locator_label(fn["locator"]),
+            pieces.append(Marker(fn["marker"], fn["where"],
                                  ref.anchor if ref else None))
         if s["end"] > at:
             pieces.append(text[at:s["end"]])

@@ -24,12 +24,12 @@ def serve(config: dict[str, Any]) -> None:
     pipeline = Pipeline(config)
     # Load the model and open the index now, and run one question through both, so the first
     # person to ask does not wait for loading and warm-up.
-    pipeline.embedder, pipeline.reranker  # noqa: B018 - both models load even when there is no index yet
+    pipeline.warm_up()  # the models load even when there is no index yet
     try:
         pipeline.ask("warm up")
     except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one
         log.warning("%s", exc)
-    pipeline.follow()  # new generations are opened in the background, not by a request
+    pipeline.serving.follow()  # new generations are opened in the background, not by a request
     app = create_app(pipeline=pipeline)
     host, port = config["host"], int(config["port"])
     print(f"Footnote is serving {config['index']}/ on http://{host}:{port}/ (Ctrl+C stops it)",

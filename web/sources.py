@@ -1,9 +1,16 @@
-"""What is indexed: the sources list, the provenance view of one document, and their JSON twins."""
+"""What is indexed: the sources list, the provenance view of one document, and their JSON twins.
+
+Listings are bounded: `/sources` and `/api/sources` show `PAGE` documents at a time
+(`?offset=&limit=`), `/api/documents/<id>` keeps the whole text (every offset refers to it) and
+pages its sentences and references beyond `DOCUMENT_PAGE`.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
+from qa.errors import BadRequest
+from qa.library.library import DOCUMENT_PAGE, PAGE
 from web import provenance
 from web.ask import pipeline
 
@@ -17,24 +24,45 @@ def _alternate(html: str, json_url: str) -> Response:
     return resp
 
 
+def _page(most: int) -> tuple[int, int]:
+    """`offset` and `limit` from the query string: whole numbers, the limit at most `most`."""
+    try:
+        offset, limit = int(request.args.get("offset", 0)), int(request.args.get("limit", most))
+    except ValueError as exc:
+        raise BadRequest("offset and limit must be whole numbers") from exc
+    if offset < 0 or not 1 <= limit <= most:
+        raise BadRequest(f"offset must be 0 or more and limit between 1 and {most}")
+    return offset, limit
+
+
+def _listing(endpoint: str) -> dict:
+    """A page of the documents: `documents`, `total`, and the URL of the `next` page (None at the end)."""
+    offset, limit = _page(PAGE)
+    docs, total = pipeline().library.documents(offset, limit)
+    more = offset + len(docs) < total
+    return {"documents": docs, "total": total, "offset": offset,
+            "next": url_for(endpoint, offset=offset + limit, limit=limit) if more else None,
+            "previous": url_for(endpoint, offset=max(offset - limit, 0), limit=limit) if offset else None}
+
+
 @bp.get("/sources")
 def index() -> Response:
-    """Every indexed document with its counts."""
-    docs = pipeline().sources()
-    html = render_template("sources.html", documents=docs, reindex=pipeline().reindex_job.status())
-    return _alternate(html, url_for("sources.api_index"))
+    """The indexed documents with their counts, a page at a time."""
+    html = render_template("sources.html", listing=_listing("sources.index"),
+                           reindex=pipeline().library.reindex_job.status())
+    return _alternate(html, url_for("sources.api_index", **request.args))
 
 
 @bp.get("/api/sources")
 def api_index() -> Response:
-    """The same list `qa sources --json` prints."""
-    return jsonify(pipeline().sources())
+    """The same page `qa sources --json` prints: `{"documents", "total", "next"}`."""
+    return jsonify(_listing("sources.api_index"))
 
 
 @bp.get("/documents/<doc_id>")
 def document(doc_id: str) -> Response:
     """The provenance view: the whole document, the requested sentence highlighted by the server."""
-    doc = pipeline().document(doc_id)
+    doc = pipeline().library.document(doc_id, limit=None)
     start = request.args.get("start", type=int)
     end = request.args.get("end", type=int)
     view = provenance.layout(doc, start, end)
@@ -44,5 +72,10 @@ def document(doc_id: str) -> Response:
 
 @bp.get("/api/documents/<doc_id>")
 def api_document(doc_id: str) -> Response:
-    """The document: clean text, sentences with footnotes and positions, references."""
-    return jsonify(pipeline().document(doc_id))
+    """The document: its whole clean text; its sentences with footnotes and positions and its
+    references `limit` at a time from `offset` (`total` counts both, `next` is the next page)."""
+    offset, limit = _page(DOCUMENT_PAGE)
+    doc = pipeline().library.document(doc_id, offset, limit)
+    more = offset + limit < max(doc["total"].values())
+    doc["next"] = url_for("sources.api_document", doc_id=doc_id, offset=offset + limit, limit=limit) if more else None
+    return jsonify(doc)

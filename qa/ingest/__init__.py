@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.documents import Document
 from qa.errors import ParseError, UnsupportedFormat
 from qa.ingest.language import looks_english
+from qa.records import Document
 
 
 @dataclass(frozen=True)

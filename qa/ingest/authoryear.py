@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qa.documents import Reference
+from qa.records import Reference
 
 _NAME = r"[A-Z][\w'’-]+(?:\s(?:de|van|von|der)\s[A-Z][\w'’-]+)?"
 _WHO = rf"(?P<first>{_NAME})(?:\s(?:and|&)\s(?P<second>{_NAME})|\set\sal\.)?"

@@ -12,8 +12,8 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from qa.documents import Citation, Document, Reference, Sentence
-from qa.segment import sentence_spans
+from qa.ingest.sentences import sentence_spans
+from qa.records import Citation, Document, Reference, Sentence
 
 _SPACE = re.compile(r"\s+")
 

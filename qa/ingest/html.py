@@ -18,11 +18,11 @@ from urllib.parse import unquote
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from qa.documents import Document, Reference
 from qa.errors import ParseError
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reflist import BodySections, group_label
-from qa.references import parse_fields
+from qa.ingest.reference_fields import parse_fields
+from qa.ingest.reference_lists import BodySections, group_label
+from qa.records import Document, Reference
 
 _SKIP_TAGS = {"script", "style", "link", "meta", "noscript", "table", "figure", "img", "svg", "nav", "header",
               "footer", "aside", "form", "button", "input", "select", "textarea", "iframe", "audio", "video",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from qa.documents import Document
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reflist import build_references, is_heading, parse_entry
+from qa.ingest.reference_lists import build_references, is_heading, parse_entry
 from qa.ingest.text import feed
+from qa.records import Document
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")

@@ -17,11 +17,11 @@ import re
 
 from pypdf import PdfReader
 
-from qa.documents import Document
 from qa.errors import ParseError
 from qa.ingest import authoryear
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reflist import Entry, build_references, is_heading
+from qa.ingest.reference_lists import Entry, build_references, is_heading
+from qa.records import Document
 
 _NUMERIC = re.compile(r"\s?\[(\d{1,4}(?:\s?[,–-]\s?\d{1,4})*)\]")
 _PAGE_NUMBER = re.compile(r"^\s*(?:page\s)?\d{1,4}(?:\s(?:of|/)\s\d{1,4})?\s*$", re.I)

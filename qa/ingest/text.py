@@ -2,16 +2,16 @@
 
 Inline forms: `[1]`, `[4][5][6]`, `[1]: 13`, `[1]:13–15`, notes `[a]` / `[note 1]`, Markdown
 `[^1]`; maintenance tags such as `[update]` or `[citation needed]` are dropped from the text
-and are not citations. The reference list at the end (see `reflist`) is removed from the body.
+and are not citations. The reference list at the end (see `reference_lists`) is removed from the body.
 """
 
 from __future__ import annotations
 
 import re
 
-from qa.documents import Document
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reflist import Entry, build_references, is_heading, parse_entry
+from qa.ingest.reference_lists import Entry, build_references, is_heading, parse_entry
+from qa.records import Document
 
 _PAGE = r"\d+(?:\s?[–-]\s?\d+)?"
 _LOCATOR = rf"(?::\s?(?P<loc>(?:pp?\.\s?)?{_PAGE}(?:,\s?{_PAGE})*|[ivxlc]+(?:[–-][ivxlc]+)?)(?![\w]))?"

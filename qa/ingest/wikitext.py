@@ -18,12 +18,12 @@ import mwparserfromhell
 from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, Tag, Template, Text, Wikilink
 from mwparserfromhell.wikicode import Wikicode
 
-from qa.documents import Document, Reference
 from qa.errors import ParseError
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reflist import BodySections, group_label
-from qa.ingest.wikicite import SHORT_FORMS, anchor, format_citation, is_citation, name_of, positional, short_form
-from qa.references import parse_fields
+from qa.ingest.cite_templates import SHORT_FORMS, anchor, format_citation, is_citation, name_of, positional, short_form
+from qa.ingest.reference_fields import parse_fields
+from qa.ingest.reference_lists import BodySections, group_label
+from qa.records import Document, Reference
 
 _DROPPED_TAGS = {"table", "gallery", "imagemap", "timeline", "score", "syntaxhighlight", "source", "graph",
                  "mapframe", "templatedata", "references", "noinclude", "includeonly", "ref"}

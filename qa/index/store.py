@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from qa.chunk import Chunk
-from qa.documents import Citation, Document, DocumentRef, Reference, Sentence
+from qa.ingest.passages import Chunk
+from qa.records import Citation, Document, DocumentRef, Reference, Sentence
 from qa.words import content_words
 
 # `path` is how answers cite the file (its root's name and the path inside the root); `source`
@@ -182,6 +182,10 @@ def sentences(conn: sqlite3.Connection, doc_id: str, first: int, last: int, text
             for r in rows]
 
 
+def sentence_count(conn: sqlite3.Connection, doc_id: str) -> int:
+    return conn.execute("SELECT count(*) FROM sentences WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+
+
 def citations(conn: sqlite3.Connection, doc_id: str, sentence_ids: Iterable[int] | None = None
               ) -> list[tuple[Citation, Reference | None]]:
     """Citations of a document (or of some of its sentences), each with its reference when linked."""
@@ -209,16 +213,27 @@ def document(conn: sqlite3.Connection, doc_id: str) -> StoredDocument | None:
     return _stored(r) if r else None
 
 
-def documents(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every document with its counts, for `qa sources` and the sources page."""
-    rows = conn.execute("""
+IN_BATCH = 500  # ids bound in one query (SQLite caps the number of parameters)
+
+
+def document_paths(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(path, id) of every document: what a listing sorts and counts before it reads a page."""
+    return [tuple(r) for r in conn.execute("SELECT path, id FROM documents")]
+
+
+def documents(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """These documents with their counts, for `qa sources` and the sources page."""
+    ids = list(ids)
+    if len(ids) > IN_BATCH:
+        return documents(conn, ids[:IN_BATCH]) + documents(conn, ids[IN_BATCH:])
+    rows = conn.execute(f"""
         SELECT d.id, d.path, d.title, d.format, d.meta, d.sha256, d.indexed_at, length(d.text) AS chars,
           (SELECT count(*) FROM passages p WHERE p.doc_id = d.id) AS passages,
           (SELECT count(*) FROM sentences s WHERE s.doc_id = d.id) AS sentences,
           (SELECT count(*) FROM refs r WHERE r.doc_id = d.id) AS refs,
           (SELECT count(*) FROM citations c WHERE c.doc_id = d.id) AS citations,
           (SELECT count(*) FROM citations c WHERE c.doc_id = d.id AND c.ref_key IS NOT NULL) AS resolved
-        FROM documents d ORDER BY d.path""")
+        FROM documents d WHERE d.id IN ({",".join("?" * len(ids))})""", ids)
     out = []
     for r in rows:
         row = dict(r)

@@ -22,10 +22,10 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
-from qa.chunk import Chunk, chunk
-from qa.documents import Document
 from qa.errors import FootnoteError
 from qa.ingest import read_document
+from qa.ingest.passages import Chunk, chunk
+from qa.records import Document
 
 log = logging.getLogger(__name__)
 Job = TypeVar("Job")

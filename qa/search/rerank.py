@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.batches import by_length, feed, first_tokens
 from qa.errors import ConfigError
+from qa.models.batches import by_length, feed, first_tokens
 
 BATCH = 8  # pairs a forward pass; sorted by length first, so little of each batch is padding
 QUESTION_TOKENS = 128  # a longer question is read by its first 128 tokens: half the pair stays the passage's
@@ -36,7 +36,7 @@ def bundled_folder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "reranker_en"
 
 
-class Reranker:
+class CrossEncoder:
     """Loads the cross-encoder once; `score` is safe to call from several threads.
 
     Args:

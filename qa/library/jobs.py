@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qa.errors import FootnoteError, JobRunning
-from qa.indexer import Report
+from qa.library.build import BuildReport
 
 
 class ReindexJob:
@@ -23,7 +23,7 @@ class ReindexJob:
         work: the indexing call, given a progress callback (done, total, current).
     """
 
-    def __init__(self, work: Callable[[Callable[[int, int, str], None]], Report]) -> None:
+    def __init__(self, work: Callable[[Callable[[int, int, str], None]], BuildReport]) -> None:
         self._work = work
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

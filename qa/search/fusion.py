@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.index import IndexReader, View
+from qa.index import Snapshot, View
 
 RRF_K = 60
 
@@ -26,7 +26,7 @@ class Candidate:
     dense_score: float
 
 
-def retrieve(question: str, qvec: np.ndarray, reader: IndexReader, view: View,
+def retrieve(question: str, qvec: np.ndarray, reader: Snapshot, view: View,
              candidates: int, top_k: int) -> list[Candidate]:
     """Rank passages for a question.
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa import store
-from qa.chunk import Chunk
-from qa.documents import Document
+from qa.index import store
+from qa.ingest.passages import Chunk
+from qa.records import Document
 from qa.errors import IndexMismatch
 
 FAISS_FILE, STORE_FILE = "faiss.index", "store.sqlite"

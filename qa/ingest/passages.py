@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qa.documents import Document
+from qa.records import Document
 
 # Recorded in the index manifest: an index cut by another version is refused with a rebuild hint.
 # 2: passages end at paragraph breaks as well as at section changes.

@@ -1,0 +1,143 @@
+"""An index on disk is a folder of published generations; this module finds the serving one
+and publishes new ones. Its two sides are `qa.index.snapshot` (questions) and
+`qa.index.writer` (updates).
+
+    index/
+      CURRENT                 name of the published generation (replaced atomically)
+      .lock                   held by the one process allowed to write
+      gen-<time>-<pid>/       config.json: the manifest (model, encoder, chunker, and the
+                              segments it serves with the documents deleted from each)
+      segments/seg-*/         immutable slices: store.sqlite + faiss.index (`qa.index.segments`)
+
+A writer adds one new segment, records what it deleted from older ones, fsyncs, writes a
+new generation's manifest and swaps `CURRENT` with os.replace: a reader sees the old
+generation or the new one, never half of either, and an update writes only what it adds.
+A crash leaves `.tmp-*` folders or unreferenced segments that the next writer removes; a
+segment is deleted only when no kept generation refers to it. Nothing outside `qa.index`
+opens the SQLite files or the FAISS files of an index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.errors import IndexMismatch, IndexNotFound
+from qa.index import segments as seg
+
+SCHEMA_VERSION = 3
+UPGRADABLE = (1, 2)  # 1: one folder a generation; 2: segments, documents known by their path as shown
+MANIFEST_FILE = "config.json"
+KEEP_GENERATIONS = 2  # the serving one and its predecessor, which readers may still hold open
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One published generation: its folder and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        """[{"name": segment folder, "deleted": [document ids]}] in the order they were written."""
+        return self.manifest.get("segments", [])
+
+
+def current(index_dir: str | os.PathLike, model: str | None = None) -> Generation:
+    """The serving generation, checked against the schema version and (when given) the model.
+
+    Raises:
+        IndexNotFound: nothing has been published at `index_dir`.
+        IndexMismatch: another schema version or model built it.
+    """
+    root = Path(index_dir)
+    try:
+        name = (root / "CURRENT").read_text().strip()
+        manifest = json.loads((root / name / MANIFEST_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexNotFound(f"no index at {root}/ yet; build one with `qa index --index {root}`") from exc
+    rebuild = f"rebuild it with `qa index --rebuild --index {root}`"
+    if manifest.get("schema") in UPGRADABLE:
+        raise IndexMismatch(f"the index at {root}/ has the layout of an older Footnote (schema "
+                            f"{manifest.get('schema')}); convert it, keeping every vector, with "
+                            f"`qa index --upgrade --index {root}`")
+    if manifest.get("schema") != SCHEMA_VERSION:
+        raise IndexMismatch(f"the index at {root}/ has schema version {manifest.get('schema')}, this Footnote "
+                            f"reads version {SCHEMA_VERSION}; {rebuild}")
+    if model is not None and manifest.get("model") != model:
+        raise IndexMismatch(f"the index at {root}/ was built with model {manifest.get('model')!r}, "
+                            f"but the model setting is {model!r}; {rebuild} (or set --model to match)")
+    return Generation(root / name, manifest)
+
+
+def encoder_backend(manifest: dict[str, Any]) -> str:
+    """The backend that encoded a generation's passages (indexes from before backends: torch)."""
+    return manifest.get("encoder", "torch")
+
+
+def current_name(index_dir: str | os.PathLike) -> str | None:
+    """Cheap check of which generation serves (the web app polls it to pick up new ones)."""
+    try:
+        return (Path(index_dir) / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+
+
+def publish(root: Path, manifest: dict[str, Any]) -> Generation:
+    """Write a generation's manifest durably, switch CURRENT to it, prune what no one needs."""
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    work = root / f".tmp-{name}"
+    work.mkdir()
+    (work / MANIFEST_FILE).write_text(json.dumps({**manifest, "schema": SCHEMA_VERSION}, indent=2))
+    seg.fsync(work / MANIFEST_FILE)
+    os.rename(work, root / name)
+    seg.fsync(root)
+    pointer = root / "CURRENT.tmp"
+    pointer.write_text(name + "\n")
+    seg.fsync(pointer)
+    os.replace(pointer, root / "CURRENT")
+    seg.fsync(root)
+    _prune(root, keep=name)
+    return Generation(root / name, json.loads((root / name / MANIFEST_FILE).read_text()))
+
+
+def clean_leftovers(root: Path) -> None:
+    """Remove what a crashed writer left (only ever called while holding the lock)."""
+    for p in [*root.glob(".tmp-*"), *(root / seg.FOLDER).glob(".tmp-*")]:
+        shutil.rmtree(p, ignore_errors=True)
+    (root / "CURRENT.tmp").unlink(missing_ok=True)
+    _drop_unreferenced(root)
+
+
+def _prune(root: Path, keep: str) -> None:
+    """Keep the newest generations (readers may hold the previous one), then the segments they use."""
+    gens = sorted((p for p in root.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    old = [p for p in gens if p.name != keep][: max(len(gens) - KEEP_GENERATIONS, 0)]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    _drop_unreferenced(root)
+
+
+def _drop_unreferenced(root: Path) -> None:
+    folder = root / seg.FOLDER
+    if not folder.is_dir():
+        return
+    used: set[str] = set()
+    for gen in root.glob("gen-*"):
+        try:
+            used |= {s["name"] for s in json.loads((gen / MANIFEST_FILE).read_text()).get("segments", [])}
+        except (OSError, ValueError):
+            return  # a manifest that cannot be read: delete nothing rather than something in use
+    for p in folder.glob("seg-*"):
+        if p.name not in used:
+            shutil.rmtree(p, ignore_errors=True)

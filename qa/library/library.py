@@ -1,0 +1,146 @@
+"""The library side of Footnote: what is indexed and how it changes. Builds and updates the
+index from sources, removes documents, takes uploads, runs the background reindex, and lists
+documents and shows one, in bounded pages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from qa.errors import DocumentNotFound, FootnoteError
+from qa.index import Serving, View, current, encoder_backend
+from qa.library import build, uploads
+from qa.library.jobs import ReindexJob
+from qa.models.encoder import Embedder
+from qa.records import Footnote
+
+PAGE = 100  # documents a listing returns unless asked for fewer
+DOCUMENT_PAGE = 1000  # sentences and references a document view returns at once
+
+
+class Library:
+    """Indexing and the documents it holds.
+
+    Args:
+        serving: the serving generation (read for listings and removals).
+        config: the settings (`sources`, the index options, `upload_max_mb`).
+        embedder: returns the embedder of an encoder backend (loaded on first use).
+        default_sources: the `sources` setting's default, to tell a setting from no setting.
+    """
+
+    def __init__(self, serving: Serving, config: dict[str, Any], embedder: Callable[[str], Embedder],
+                 default_sources: str) -> None:
+        self.serving, self.config, self.embedder = serving, config, embedder
+        self.default_sources = default_sources
+        self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
+
+    @property
+    def index_dir(self) -> Path:
+        return self.serving.index_dir
+
+    @property
+    def sources_dir(self) -> Path:
+        """Where uploads go and what the browser's reindex reads: the `sources` setting when it
+        is set, else the first folder the index was built from (the manifest's roots)."""
+        if self.config["sources"] != self.default_sources:
+            return Path(self.config["sources"])
+        try:
+            roots = current(self.index_dir).manifest.get("roots", [])
+        except FootnoteError:
+            roots = []
+        folders = [r for r in roots if r.endswith("/")]
+        return Path(folders[0]) if folders else Path(self.config["sources"])
+
+    def backend(self) -> str | None:
+        """The encoder backend of the serving generation (None when nothing is published)."""
+        try:
+            return encoder_backend(current(self.index_dir).manifest)
+        except FootnoteError:
+            return None
+
+    def index(self, paths: Iterable[str] = ("sources",), rebuild: bool = False,
+              progress: build.Progress | None = None, remove: Iterable[str] = ()) -> build.BuildReport:
+        """Build or update the index from files and folders (see `qa.library.build.build`); an
+        update encodes with the index's backend, a rebuild with the `encoder` setting's."""
+        backend = self.config["encoder"] if rebuild else (self.backend() or self.config["encoder"])
+        return build.build(paths, self.index_dir, self.embedder(backend), self.config, rebuild, progress, remove)
+
+    def remove(self, paths: Iterable[str]) -> build.BuildReport:
+        """Drop the documents indexed from these paths (the files themselves are left alone)."""
+        return self.index([], remove=[os.path.abspath(p) for p in paths])
+
+    def add_source(self, filename: str, data: bytes) -> str:
+        """Store an uploaded file in the source folder after checking it parses; returns its path.
+
+        It is searchable after the next reindex (see `reindex_job`).
+        """
+        path = uploads.save_upload(self.sources_dir, filename, data, int(self.config["upload_max_mb"] * 2**20))
+        return build.display_path(path)
+
+    def delete_document(self, doc_id: str) -> build.BuildReport:
+        """Drop a document from the index, and its file when it lies in the source folder.
+
+        Raises:
+            DocumentNotFound: no document has that id.
+        """
+        doc = self.serving.reading(lambda _, view: view.document(doc_id))
+        if doc is None:
+            raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
+        report = self.index([], remove=[doc.source])  # the index first: if that fails, the file stays
+        uploads.delete_source(self.sources_dir, doc.source)  # a file indexed from elsewhere stays on disk
+        return report
+
+    def summary(self) -> dict[str, Any]:
+        """What the serving generation holds: counts, backends, and its segments with the kind
+        of FAISS index each searches with."""
+        snap = self.serving.snapshot()
+        m = snap.generation.manifest
+        return {"generation": snap.generation.path.name, "documents": m["documents"], "passages": m["passages"],
+                "model": m["model"], "encoder": encoder_backend(m),
+                "segments": [{"name": s.name, "kind": s.kind, "passages": s.passages, "deleted": len(s.deleted)}
+                             for s in snap.segments]}
+
+    def documents(self, offset: int = 0, limit: int | None = PAGE) -> tuple[list[dict[str, Any]], int]:
+        """Indexed documents with their counts, by path: `limit` of them from `offset` (every
+        one when None), and how many there are."""
+        return self.serving.reading(lambda _, view: view.documents(max(offset, 0), limit))
+
+    def document(self, doc_id: str, offset: int = 0, limit: int | None = DOCUMENT_PAGE) -> dict[str, Any]:
+        """One document as the pages and `/api/documents/<id>` show it (see `document_view`).
+
+        Raises:
+            DocumentNotFound: no document has that id.
+        """
+        return self.serving.reading(lambda _, view: document_view(view, doc_id, offset, limit))
+
+
+def document_view(view: View, doc_id: str, offset: int = 0, limit: int | None = DOCUMENT_PAGE) -> dict[str, Any]:
+    """A document: its whole clean text (every offset refers to it), its sentences with their
+    footnotes and its references, each list `limit` long from `offset` (whole when None), with
+    the totals in `total`.
+
+    Raises:
+        DocumentNotFound: no document has that id.
+    """
+    doc = view.document(doc_id)
+    if doc is None:
+        raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
+    offset = max(offset, 0)
+    stop = None if limit is None else offset + limit
+    sents = view.sentences(doc_id, offset, (1 << 30) if stop is None else stop - 1)
+    notes: dict[int, list[dict[str, Any]]] = {}
+    for c, ref in view.citations(doc_id, None if limit is None else [i for i, _, _ in sents]):
+        notes.setdefault(c.sentence, []).append({**Footnote(c.marker, c.locator, ref).to_dict(),
+                                                 "position": c.position})
+    refs = view.references(doc_id)
+    return {
+        **doc.ref.to_dict(), "format": doc.format, "text": doc.text, "indexed_at": doc.indexed_at, "meta": doc.ref.meta,
+        "sentences": [{"index": i, "start": s.start, "end": s.end, "page": s.page, "section": s.section,
+                       "footnotes": notes.get(i, [])} for i, s, _ in sents],
+        "references": [r.to_dict() for r in refs[offset:stop]],
+        "offset": offset, "total": {"sentences": view.sentence_count(doc_id), "references": len(refs)},
+    }
+

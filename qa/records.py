@@ -8,12 +8,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence of a document, as character offsets into the document's clean text."""
+    """One sentence of a document, as character offsets into the document's clean text, with
+    the index of the paragraph it belongs to (paragraphs are data, never re-found in the text)."""
 
     start: int
     end: int
     page: int | None = None
     section: str | None = None
+    paragraph: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class Citation:
 
 @dataclass
 class Document:
-    """One parsed source file: clean text, its sentences, its references and citations."""
+    """One parsed source file: clean text, its paragraphs and sentences (as offsets into it), its
+    references and citations."""
 
     path: str
     title: str
@@ -70,6 +73,7 @@ class Document:
     references: list[Reference] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    paragraphs: list[tuple[int, int]] = field(default_factory=list)  # (start, end); `Sentence.paragraph` indexes it
 
     def sentence_text(self, i: int) -> str:
         s = self.sentences[i]

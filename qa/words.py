@@ -1,8 +1,10 @@
-"""Words that carry no content, shared by lexical search and the answer signals."""
+"""Words that carry no content, shared by lexical search and the answer signals; and SQuAD's
+answer normalisation, shared by the reader (do two answers differ?) and `qa eval`."""
 
 from __future__ import annotations
 
 import re
+import string
 
 STOPWORDS = frozenset("""
 a an the of in on at to for from by with about as into over after before between under and or but
@@ -19,3 +21,13 @@ def content_words(text: str) -> list[str]:
     no single letters (single digits stay: "World War 2")."""
     words = [w for w in _WORD.findall(text.lower()) if (len(w) > 1 or w.isdigit()) and w not in STOPWORDS]
     return list(dict.fromkeys(words))
+
+
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Official SQuAD normalisation (evaluate-v2.0.py): lower, punctuation, articles, spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())

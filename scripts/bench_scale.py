@@ -81,15 +81,17 @@ def pieces(paragraph: str, chunk_chars: int) -> list[str]:
 def document(seeds: Seeds, picks: np.ndarray, n: int, path: str) -> tuple[Document, list[Chunk]]:
     """A document whose paragraphs are the picked seeds, one passage each (as the chunker cuts
     a paragraph of at most `chunk_chars`)."""
-    parts, sentences, chunks, at = [], [], [], 0
-    for p in picks:
+    parts, sentences, chunks, paragraphs, at = [], [], [], [], 0
+    for n, p in enumerate(picks):
         text = seeds.texts[p]
         first = len(sentences)
-        sentences += [Sentence(at + a, at + b) for a, b in seeds.spans[p]]
+        sentences += [Sentence(at + a, at + b, paragraph=n) for a, b in seeds.spans[p]]
         chunks.append(Chunk(at + seeds.spans[p][0][0], at + seeds.spans[p][-1][1], first, len(sentences) - 1))
         parts.append(text)
+        paragraphs.append((at, at + len(text)))
         at += len(text) + 2
-    return Document(path, f"Scale document {n}", "text", "\n\n".join(parts), sentences), chunks
+    return Document(path, f"Scale document {n}", "text", "\n\n".join(parts), sentences,
+                    paragraphs=paragraphs), chunks
 
 
 def build(size: int, seeds: Seeds, folder: Path, config: dict, embedder, keep: bool,

@@ -146,7 +146,7 @@ def dense_recall(file: Path, tmp: Path) -> dict[str, tuple[float, float]]:
         for q, row in zip(qs, ids, strict=True):
             doc_id, spans = ranges[q.document]
             a, b = spans[q.paragraph]
-            ok = [i in rows and rows[i]["doc_id"] == doc_id and rows[i]["start"] < b and a < rows[i]["end"]
+            ok = [i in rows and rows[i].document.id == doc_id and rows[i].start < b and a < rows[i].end
                   for i in row]
             hit1 += ok[0]
             hit5 += any(ok)
@@ -182,7 +182,7 @@ def main() -> None:
         snap = pipe.serving.snapshot()
         with snap.view() as view:
             rows = view.passages(range(1, snap.generation.manifest["next_passage_id"]))
-        texts = [rows[i]["text"] for i in sorted(rows)]
+        texts = [rows[i].text for i in sorted(rows)]
         (tmp / "passages.json").write_text(json.dumps(texts))
         print(f"corpus: {args.file.name}, {len(texts)} passages")
 

@@ -32,6 +32,16 @@ def assert_offsets(doc: Document) -> None:
         assert s.start < c.position <= s.end + 1 or c.position == s.start
 
 
+def test_paragraphs_are_data_that_sentences_point_into():
+    doc = parse("One first. One second.\n\nTwo only.\n\n\n\nThree first. Three second.\n")
+    assert [doc.text[a:b] for a, b in doc.paragraphs] == ["One first. One second.", "Two only.",
+                                                          "Three first. Three second."]
+    assert [s.paragraph for s in doc.sentences] == [0, 0, 1, 2, 2]
+    for s in doc.sentences:
+        a, b = doc.paragraphs[s.paragraph]
+        assert a <= s.start < s.end <= b
+
+
 def test_seed_never_guesses_the_mapping():
     doc = read_document(SEED, 2**24)
     assert doc.title == "International communication center (excerpt)"

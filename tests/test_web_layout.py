@@ -8,8 +8,9 @@ from web.provenance import Marker, Span, layout
 TEXT = "Alpha one. Alpha two.\n\nBeta one.\n\nGamma one."
 
 
-def sentence(i, start, end, section=None, page=None, footnotes=()):
-    return {"index": i, "start": start, "end": end, "page": page, "section": section, "footnotes": list(footnotes)}
+def sentence(i, start, end, section=None, page=None, footnotes=(), paragraph=0):
+    return {"index": i, "start": start, "end": end, "page": page, "section": section, "paragraph": paragraph,
+            "footnotes": list(footnotes)}
 
 
 def note(marker, position, key=None, locator=None):
@@ -20,11 +21,12 @@ def note(marker, position, key=None, locator=None):
 DOC = {
     "text": TEXT,
     "references": [{"key": "1", "text": "Ref 1"}, {"key": "2", "text": "Ref 2"}],
+    "paragraphs": [[0, 21], [23, 32], [34, 44]],
     "sentences": [
         sentence(0, 0, 10, "Intro", 1, [note("1", 10, "1", "13")]),
         sentence(1, 11, 21, "Intro", 1, [note("x", 16), note("1", 21, "1")]),
-        sentence(2, 23, 32, "Intro", 2, [note("2", 32, "2")]),
-        sentence(3, 34, 44, "Later", 2),
+        sentence(2, 23, 32, "Intro", 2, [note("2", 32, "2")], paragraph=1),
+        sentence(3, 34, 44, "Later", 2, paragraph=2),
     ],
 }
 
@@ -55,6 +57,7 @@ def test_highlight_marks_overlapping_sentences_and_their_references():
 
 
 def test_text_between_and_after_sentences_is_kept():
-    view = layout({"text": "Lead-in: Sentence.", "references": [],
-                   "sentences": [sentence(0, 9, 18)]})
-    assert view.paragraphs[0].parts[0] == "Lead-in: "
+    view = layout({"text": "Lead-in: Sentence. Tail\n\nNo sentence here", "references": [],
+                   "paragraphs": [[0, 23], [25, 41]], "sentences": [sentence(0, 9, 18)]})
+    assert view.paragraphs[0].parts[0] == "Lead-in: " and view.paragraphs[0].parts[-1] == " Tail"
+    assert view.paragraphs[1].parts == ["No sentence here"]  # a paragraph is shown even without a sentence

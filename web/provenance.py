@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PARAGRAPH_BREAK = "\n\n"  # how the clean text separates paragraphs (qa.ingest.builder)
-
 
 @dataclass
 class Marker:
@@ -98,35 +96,32 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
         opens = s["page"] if s["page"] is not None and s["page"] != page else None
         page = s["page"]
         spans.append(Span(s["index"], s["start"], s["end"], pieces, hit, opens))
-    paragraphs = _paragraphs(text, spans, {s["index"]: s["section"] for s in doc["sentences"]})
+    paragraphs = _paragraphs(text, spans, doc)
     first = next((sp.index for sp in spans if sp.highlighted), None)
     return Layout(paragraphs, list(refs.values()), unresolved, first)
 
 
-def _paragraphs(text: str, spans: list[Span], sections: dict[int, str | None]) -> list[Paragraph]:
-    """Cut the text at its paragraph breaks, placing each sentence in its paragraph and giving
-    a paragraph the heading of the section its first sentence starts."""
+def _paragraphs(text: str, spans: list[Span], doc: dict[str, Any]) -> list[Paragraph]:
+    """The document's paragraphs (its data: offsets, and each sentence's paragraph index) with
+    their sentences in place and the text around them; a paragraph takes the heading of the
+    section its first sentence starts."""
+    inside: dict[int, list[Span]] = {}
+    for span, s in zip(spans, doc["sentences"], strict=True):
+        inside.setdefault(s["paragraph"], []).append(span)
+    sections = {s["index"]: s["section"] for s in doc["sentences"]}
     out: list[Paragraph] = []
     section = None
-    pos = 0
-    queue = iter(spans)
-    pending = next(queue, None)
-    while pos <= len(text):
-        stop = text.find(PARAGRAPH_BREAK, pos)
-        stop = len(text) if stop < 0 else stop
-        para = Paragraph(None)
-        at = pos
-        while pending is not None and pending.start < stop:
-            if not para.parts and sections[pending.index] and sections[pending.index] != section:
-                section = para.heading = sections[pending.index]
-            if pending.start > at:
-                para.parts.append(text[at:pending.start])
-            para.parts.append(pending)
-            at = pending.end
-            pending = next(queue, None)
-        if stop > at:
-            para.parts.append(text[at:stop])
+    for n, (start, end) in enumerate(doc["paragraphs"]):
+        para, at = Paragraph(None), start
+        for span in inside.get(n, []):
+            if not para.parts and sections[span.index] and sections[span.index] != section:
+                section = para.heading = sections[span.index]
+            if span.start > at:
+                para.parts.append(text[at:span.start])
+            para.parts.append(span)
+            at = span.end
+        if end > at:
+            para.parts.append(text[at:end])
         if para.parts:
             out.append(para)
-        pos = stop + len(PARAGRAPH_BREAK)
     return out

@@ -167,11 +167,7 @@ def paragraph_ranges(pipe: Pipeline, corpus: Corpus) -> dict[str, tuple[str, lis
         stem = Path(doc["path"]).stem
         if stem not in corpus.documents:
             continue
-        text = pipe.library.document(doc["id"])["text"]
-        spans, pos = [], 0
-        for part in text.split("\n\n"):
-            spans.append((pos, pos + len(part)))
-            pos += len(part) + 2
+        spans = [tuple(p) for p in pipe.library.document(doc["id"], limit=0)["paragraphs"]]
         expected = len(corpus.documents[stem][1])
         if len(spans) != expected:
             raise FootnoteError(f"{stem}: {expected} paragraphs written but {len(spans)} indexed")

@@ -10,20 +10,11 @@ its gold paragraph, whether or not an answer was given.
 from __future__ import annotations
 
 import math
-import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-_PUNCT = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Official SQuAD normalisation (evaluate-v2.0.py): lower, punctuation, articles, spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+from qa.words import normalize_answer
 
 
 def exact_match(prediction: str, golds: Iterable[str]) -> float:

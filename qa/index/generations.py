@@ -30,8 +30,10 @@ from typing import Any
 from qa.errors import IndexMismatch, IndexNotFound
 from qa.index import segments as seg
 
-SCHEMA_VERSION = 3
-UPGRADABLE = (1, 2)  # 1: one folder a generation; 2: segments, documents known by their path as shown
+SCHEMA_VERSION = 4
+# 1: one folder a generation; 2: segments, documents known by their path as shown;
+# 3: sentences without their paragraph index
+UPGRADABLE = (1, 2, 3)
 MANIFEST_FILE = "config.json"
 KEEP_GENERATIONS = 2  # the serving one and its predecessor, which readers may still hold open
 

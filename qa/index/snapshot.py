@@ -15,7 +15,7 @@ from qa.errors import IndexChanged
 from qa.index import segments as seg
 from qa.index import store
 from qa.index.generations import Generation
-from qa.records import Citation, Reference, Sentence
+from qa.records import Citation, PassageHit, Reference, Sentence
 
 
 class Snapshot:
@@ -89,8 +89,8 @@ class View:
             found += [(score, pid) for pid, score in hits if pid not in s.deleted_ids]
         return [(pid, score) for score, pid in heapq.nlargest(k, found)]
 
-    def passages(self, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
-        """Passage rows (with their document's id, title, path, meta and text) by id."""
+    def passages(self, ids: Iterable[int]) -> dict[int, PassageHit]:
+        """Passages with their document and text by id (deleted ones left out)."""
         wanted, out = set(ids), {}
         for n, s in enumerate(self.reader.segments):
             if not wanted:
@@ -108,6 +108,10 @@ class View:
         if doc_id not in self._texts:
             self._texts[doc_id] = store.document_text(conn, doc_id)
         return store.sentences(conn, doc_id, first, last, self._texts[doc_id])
+
+    def paragraphs(self, doc_id: str) -> list[tuple[int, int]]:
+        conn = self._home(doc_id)
+        return store.paragraphs(conn, doc_id) if conn else []
 
     def sentence_count(self, doc_id: str) -> int:
         conn = self._home(doc_id)

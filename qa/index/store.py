@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qa.ingest.passages import Chunk
-from qa.records import Citation, Document, DocumentRef, Reference, Sentence
+from qa.records import Citation, Document, DocumentRef, PassageHit, Reference, Sentence
 from qa.words import content_words
 
 # `path` is how answers cite the file (its root's name and the path inside the root); `source`
@@ -22,12 +22,16 @@ DOCUMENTS = """CREATE TABLE {name} (
     id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, format TEXT NOT NULL,
     text TEXT NOT NULL, meta TEXT NOT NULL, sha256 TEXT NOT NULL, indexed_at TEXT NOT NULL,
     source TEXT NOT NULL UNIQUE)"""
+PARAGRAPHS = """CREATE TABLE paragraphs (
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, PRIMARY KEY (doc_id, idx))"""
 SCHEMA = DOCUMENTS.format(name="documents") + """;
 CREATE INDEX documents_sha256 ON documents(sha256);
 CREATE TABLE sentences (
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
-    start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, section TEXT,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, section TEXT, paragraph INTEGER NOT NULL,
     PRIMARY KEY (doc_id, idx));
+""" + PARAGRAPHS + """;
 CREATE TABLE refs (
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE, ord INTEGER NOT NULL,
     key TEXT NOT NULL, text TEXT NOT NULL, fields TEXT NOT NULL, resolved TEXT,
@@ -83,8 +87,10 @@ def add_document(conn: sqlite3.Connection, doc_id: str, doc: Document, sha256: s
     conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
                  (doc_id, doc.path, doc.title, doc.format, doc.text, json.dumps(doc.meta), sha256, indexed_at,
                   source))
-    conn.executemany("INSERT INTO sentences VALUES (?,?,?,?,?,?)",
-                     [(doc_id, i, s.start, s.end, s.page, s.section) for i, s in enumerate(doc.sentences)])
+    conn.executemany("INSERT INTO sentences VALUES (?,?,?,?,?,?,?)",
+                     [(doc_id, i, s.start, s.end, s.page, s.section, s.paragraph) for i, s in enumerate(doc.sentences)])
+    conn.executemany("INSERT INTO paragraphs VALUES (?,?,?,?)",
+                     [(doc_id, i, start, end) for i, (start, end) in enumerate(doc.paragraphs)])
     conn.executemany("INSERT INTO refs VALUES (?,?,?,?,?,?)",
                      [(doc_id, i, r.key, r.text, json.dumps(r.fields), r.resolved)
                       for i, r in enumerate(doc.references)])
@@ -151,8 +157,8 @@ def _common(conn: sqlite3.Connection, word: str) -> bool:
                         (f'"{word}"', COMMON)).fetchone() is not None
 
 
-def passages(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.Row]:
-    """Passage rows (with their document's id, title and path, and their text) by id.
+def passages(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, PassageHit]:
+    """Passages with their document and text by id (score 0: the searcher gives it).
 
     The text comes from the FTS table's own copy, so reading a passage never loads its
     whole document.
@@ -164,7 +170,8 @@ def passages(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, sqlite3.
     rows = conn.execute(
         f"SELECT p.*, d.title, d.path, d.meta, f.text AS text FROM passages p JOIN documents d ON d.id = p.doc_id "
         f"JOIN passages_fts f ON f.rowid = p.id WHERE p.id IN ({marks})", ids)
-    return {r["id"]: r for r in rows}
+    return {r["id"]: PassageHit(r["id"], document_ref(r), r["text"], 0.0, r["start"], r["end"],
+                                sentences=(r["first_sentence"], r["last_sentence"])) for r in rows}
 
 
 def document_text(conn: sqlite3.Connection, doc_id: str) -> str:
@@ -176,10 +183,17 @@ def sentences(conn: sqlite3.Connection, doc_id: str, first: int, last: int, text
               ) -> list[tuple[int, Sentence, str]]:
     """Sentences `first..last` of a document with their text, sliced from the document's
     `text` (fetched once by the caller, not once a sentence)."""
-    rows = conn.execute("SELECT idx, start, end, page, section FROM sentences "
+    rows = conn.execute("SELECT idx, start, end, page, section, paragraph FROM sentences "
                         "WHERE doc_id = ? AND idx BETWEEN ? AND ? ORDER BY idx", (doc_id, first, last))
-    return [(r["idx"], Sentence(r["start"], r["end"], r["page"], r["section"]), text[r["start"]:r["end"]])
+    return [(r["idx"], Sentence(r["start"], r["end"], r["page"], r["section"], r["paragraph"]),
+             text[r["start"]:r["end"]])
             for r in rows]
+
+
+def paragraphs(conn: sqlite3.Connection, doc_id: str) -> list[tuple[int, int]]:
+    """A document's paragraphs as (start, end) offsets into its text, in order."""
+    return [(r["start"], r["end"]) for r in
+            conn.execute("SELECT start, end FROM paragraphs WHERE doc_id = ? ORDER BY idx", (doc_id,))]
 
 
 def sentence_count(conn: sqlite3.Connection, doc_id: str) -> int:

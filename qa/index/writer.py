@@ -166,8 +166,9 @@ def upgrade(index_dir: str | os.PathLike) -> Generation | None:
 
     Schema 1 kept one folder a generation (`store.sqlite` + `faiss.index`); schema 2 had
     segments whose documents were known by their path as shown, relative to the folder `qa`
-    ran from. Each store is copied into a new segment and each document given its absolute
-    `source`, resolved from the current folder as the old layout assumed; FAISS files are
+    ran from; schema 3 stored sentences without the paragraph they belong to. Each store is
+    copied into a new segment, each document given its absolute `source` (resolved from the
+    current folder as the old layout assumed) and each sentence its paragraph; FAISS files are
     linked, not copied (they never change). Until the new generation is published the old one
     serves.
 
@@ -198,7 +199,9 @@ def upgrade(index_dir: str | os.PathLike) -> Generation | None:
             work.mkdir(parents=True)
             shutil.copy2(folder / seg.STORE_FILE, work / seg.STORE_FILE)
             os.link(folder / seg.FAISS_FILE, work / seg.FAISS_FILE)
-            last = max(last, _add_sources(work / seg.STORE_FILE))
+            if schema < 3:
+                last = max(last, _add_sources(work / seg.STORE_FILE))
+            _add_paragraphs(work / seg.STORE_FILE)
             seg.fsync(work / seg.STORE_FILE)
             os.rename(work, root / seg.FOLDER / name)
             seg.open_segment(root, name)  # the two halves agree, or this raises before anything is published
@@ -223,6 +226,31 @@ def _add_sources(path: Path) -> int:
         last = conn.execute("SELECT max(id) FROM passages").fetchone()[0] or 0
         conn.commit()
         return last
+    finally:
+        conn.close()
+
+
+def _add_paragraphs(path: Path) -> None:
+    """Give a copied store its paragraphs and each sentence the index of its own. Stores before
+    schema 4 did not keep them; parsers joined paragraphs with a blank line, so they are read
+    from the text here, the one place that finds paragraphs in the text."""
+    conn = sqlite3.connect(str(path))
+    try:
+        if "paragraph" in {r[1] for r in conn.execute("PRAGMA table_info(sentences)")}:
+            return
+        conn.execute("ALTER TABLE sentences ADD COLUMN paragraph INTEGER NOT NULL DEFAULT 0")
+        conn.execute(store.PARAGRAPHS)
+        for (doc_id, text) in conn.execute("SELECT id, text FROM documents").fetchall():
+            spans, at = [], 0
+            for part in text.split("\n\n"):
+                spans.append((at, at + len(part)))
+                at += len(part) + 2
+            conn.executemany("INSERT INTO paragraphs VALUES (?,?,?,?)",
+                             [(doc_id, i, start, end) for i, (start, end) in enumerate(spans)])
+            rows = conn.execute("SELECT idx, start FROM sentences WHERE doc_id = ?", (doc_id,)).fetchall()
+            conn.executemany("UPDATE sentences SET paragraph = ? WHERE doc_id = ? AND idx = ?",
+                             [(text.count("\n\n", 0, start), doc_id, idx) for idx, start in rows])
+        conn.commit()
     finally:
         conn.close()
 

@@ -108,8 +108,8 @@ class DocumentBuilder:
         if text.endswith("\n\n"):
             text = text[:-2]
         sentences: list[Sentence] = []
-        for start, end, section in self._paragraphs:
-            sentences += [Sentence(s, e, self._page_at(s), section) for s, e in sentence_spans(text, start, end)]
+        for n, (start, end, section) in enumerate(self._paragraphs):
+            sentences += [Sentence(s, e, self._page_at(s), section, n) for s, e in sentence_spans(text, start, end)]
         starts = [s.start for s in sentences]
         keys = {r.key for r in references}
         citations = []
@@ -121,7 +121,8 @@ class DocumentBuilder:
             # a marker after the last text (a paragraph of nothing but markers) stays inside the text
             position = min(m.position, len(text))
             citations.append(Citation(i, m.marker, position, m.locator, ref if ref in keys else None))
-        return Document(path, title, fmt, text, sentences, references, citations, meta or {})
+        paragraphs = [(start, end) for start, end, _ in self._paragraphs]
+        return Document(path, title, fmt, text, sentences, references, citations, meta or {}, paragraphs)
 
     def _page_at(self, position: int) -> int | None:
         """The page a clean-text position is on, or None for formats without pages."""

@@ -26,9 +26,9 @@ def chunk(doc: Document, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
 
     Sentences are added while the passage stays within `max_chars`; the next passage starts
     `overlap` sentences back so that an answer near a boundary is whole in one passage. A
-    passage also ends at a section change or a paragraph break (parsers join paragraphs with a
-    blank line), so a passage is one topic and keeps the paragraph's own offsets: the reranker
-    then compares like with like, and `qa eval` can tell exactly which paragraph was found.
+    passage also ends at a section change or a paragraph break, so a passage is one topic and
+    keeps the paragraph's own offsets: the reranker then compares like with like, and `qa eval`
+    can tell exactly which paragraph was found.
 
     Args:
         doc: the parsed document.
@@ -42,7 +42,7 @@ def chunk(doc: Document, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
 
     def joined(a: int, b: int) -> bool:
         """Sentences a and b (a < b) are neighbours in one paragraph of one section."""
-        return sents[b].section == sents[a].section and "\n" not in doc.text[sents[a].end:sents[b].start]
+        return sents[b].section == sents[a].section and sents[b].paragraph == sents[a].paragraph
 
     out: list[Chunk] = []
     i = 0

@@ -118,9 +118,9 @@ class Library:
 
 
 def document_view(view: View, doc_id: str, offset: int = 0, limit: int | None = DOCUMENT_PAGE) -> dict[str, Any]:
-    """A document: its whole clean text (every offset refers to it), its sentences with their
-    footnotes and its references, each list `limit` long from `offset` (whole when None), with
-    the totals in `total`.
+    """A document: its whole clean text (every offset refers to it) and its paragraphs (offsets
+    into it, each sentence naming its own); its sentences with their footnotes and its
+    references, each list `limit` long from `offset` (whole when None), with the totals in `total`.
 
     Raises:
         DocumentNotFound: no document has that id.
@@ -138,8 +138,9 @@ def document_view(view: View, doc_id: str, offset: int = 0, limit: int | None = 
     refs = view.references(doc_id)
     return {
         **doc.ref.to_dict(), "format": doc.format, "text": doc.text, "indexed_at": doc.indexed_at, "meta": doc.ref.meta,
+        "paragraphs": [list(p) for p in view.paragraphs(doc_id)],
         "sentences": [{"index": i, "start": s.start, "end": s.end, "page": s.page, "section": s.section,
-                       "footnotes": notes.get(i, [])} for i, s, _ in sents],
+                       "paragraph": s.paragraph, "footnotes": notes.get(i, [])} for i, s, _ in sents],
         "references": [r.to_dict() for r in refs[offset:stop]],
         "offset": offset, "total": {"sentences": view.sentence_count(doc_id), "references": len(refs)},
     }

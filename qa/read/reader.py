@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qa.eval.scoring import normalize_answer
 from qa.index import View
 from qa.read import signals as sig
 from qa.read.spans import SpanModel
 from qa.records import Answer, Conflict, DocumentRef, Evidence, Footnote, PassageHit, Sentence, numbered
 from qa.search.rerank import CrossEncoder
+from qa.words import normalize_answer
 
 CLOSE = 1.0  # a passage this close to the top one is read too; answers this close to the best may conflict
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from qa.index import Snapshot, View, store
+from qa.index import Snapshot, View
 from qa.models.encoder import Embedder
 from qa.records import PassageHit
 from qa.search.fusion import retrieve
@@ -58,10 +58,8 @@ class Searcher:
     def retrieve(self, snap: Snapshot, view: View, qvec: np.ndarray, question: str) -> tuple[PassageHit, ...]:
         """Fused dense and lexical candidates, in fused order, with their stored rows."""
         cands = retrieve(question, qvec, snap, view, self.candidates, self.keep)
-        rows = view.passages([c.id for c in cands])
-        return tuple(PassageHit(c.id, store.document_ref(r), r["text"], c.score, r["start"], r["end"],
-                                sentences=(r["first_sentence"], r["last_sentence"]))
-                     for c in cands if (r := rows.get(c.id)) is not None)
+        found = view.passages([c.id for c in cands])
+        return tuple(replace(found[c.id], score=c.score) for c in cands if c.id in found)
 
     def rerank(self, question: str, hits: tuple[PassageHit, ...]) -> tuple[PassageHit, ...]:
         """Order the first `rerank_passages` hits by the cross-encoder reading each whole passage.

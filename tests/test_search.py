@@ -1,4 +1,5 @@
-"""The bundled cross-encoder run for real, and the abstention signals computed by hand."""
+"""Search: the bundled cross-encoder run for real, the rerank policy, overlapping passages;
+and the abstention signals computed by hand."""
 
 from __future__ import annotations
 

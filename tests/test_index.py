@@ -209,7 +209,7 @@ def test_lexical_search_uses_content_words_all_of_them_first(tmp_path: Path, emb
     pipe.library.index([str(src)])
     assert content_words("What was the name of the lighthouse of Vardø in 1901?") == ["lighthouse", "vardø", "1901"]
     with pipe.serving.snapshot().view() as view:
-        paths = [view.passages([pid])[pid]["path"] for pid, _ in view.lexical(
+        paths = [view.passages([pid])[pid].document.path for pid, _ in view.lexical(
             "What was the colour of the lighthouse of Vardø?", 10)]
         assert view.lexical("What was it that they had been?", 10) == []  # stopwords only: nothing
     assert paths[0].endswith("a.txt")  # holds every content word
@@ -288,6 +288,28 @@ def test_a_document_is_the_same_from_any_working_folder(tmp_path: Path, embedder
     removed = pipe.library.remove(["../project/src/a.txt"])  # a path as the user types it, from any folder
     assert removed.removed == ["src/a.txt"]
     assert [d["path"] for d in pipe.library.documents(limit=None)[0]] == ["new/b.txt"]
+
+
+def test_an_index_of_schema_3_gets_its_paragraphs_on_upgrade(tmp_path: Path, embedder):
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.library.index([str(SEED)])
+    doc = pipe.library.documents()[0][0]["id"]
+    before = pipe.library.document(doc, limit=None)
+    assert len(before["paragraphs"]) > 3 and {s["paragraph"] for s in before["sentences"]} == set(
+        range(len(before["paragraphs"])))
+    gen = ix.current(pipe.index_dir)
+    [entry] = gen.segments
+    conn = sqlite3.connect(str(pipe.index_dir / seg.FOLDER / entry["name"] / seg.STORE_FILE))
+    conn.execute("DROP TABLE paragraphs")
+    conn.execute("ALTER TABLE sentences DROP COLUMN paragraph")
+    conn.commit()
+    conn.close()
+    (gen.path / ix.MANIFEST_FILE).write_text(json.dumps({**gen.manifest, "schema": 3}))
+    with pytest.raises(IndexMismatch, match=r"schema 3.*--upgrade"):
+        make_pipeline(tmp_path / "idx", embedder).ask(QUESTION)
+    assert ix.upgrade(tmp_path / "idx") is not None
+    after = make_pipeline(tmp_path / "idx", embedder).library.document(doc, limit=None)
+    assert after == before
 
 
 def test_an_index_of_schema_2_is_upgraded_keeping_ids_and_vectors(tmp_path: Path, embedder, monkeypatch):

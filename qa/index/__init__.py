@@ -6,10 +6,18 @@ generation; `current` finds the serving generation. The PostgreSQL backend is me
 at this seam.
 """
 
-from qa.index.generations import MANIFEST_FILE, SCHEMA_VERSION, Generation, current, current_name, encoder_backend
+from qa.index.generations import (
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    Generation,
+    current,
+    current_name,
+    encoder_backend,
+    upgradable,
+)
 from qa.index.serving import Serving
 from qa.index.snapshot import Snapshot, View
 from qa.index.writer import MAX_DELETED, MAX_SEGMENTS, IndexWriter, upgrade, writer_lock
 
 __all__ = ["MANIFEST_FILE", "MAX_DELETED", "MAX_SEGMENTS", "SCHEMA_VERSION", "Generation", "IndexWriter", "Serving", "Snapshot",
-           "View", "current", "current_name", "encoder_backend", "upgrade", "writer_lock"]
+           "View", "current", "current_name", "encoder_backend", "upgradable", "upgrade", "writer_lock"]

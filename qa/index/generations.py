@@ -82,6 +82,16 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
     return Generation(root / name, manifest)
 
 
+def upgradable(index_dir: str | os.PathLike) -> bool:
+    """The published generation has an older layout that `qa.index.upgrade` converts."""
+    try:
+        root = Path(index_dir)
+        name = (root / "CURRENT").read_text().strip()
+        return json.loads((root / name / MANIFEST_FILE).read_text()).get("schema") in UPGRADABLE
+    except (OSError, ValueError):
+        return False
+
+
 def encoder_backend(manifest: dict[str, Any]) -> str:
     """The backend that encoded a generation's passages (indexes from before backends: torch)."""
     return manifest.get("encoder", "torch")

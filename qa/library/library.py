@@ -5,18 +5,20 @@ documents and shows one, in bounded pages.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from qa.errors import DocumentNotFound, FootnoteError
-from qa.index import Serving, View, current, encoder_backend
+from qa.index import Serving, View, current, encoder_backend, upgradable, upgrade
 from qa.library import build, uploads
 from qa.library.jobs import ReindexJob
 from qa.models.encoder import Embedder
 from qa.records import Footnote
 
+log = logging.getLogger(__name__)
 PAGE = 100  # documents a listing returns unless asked for fewer
 DOCUMENT_PAGE = 1000  # sentences and references a document view returns at once
 
@@ -64,7 +66,11 @@ class Library:
     def index(self, paths: Iterable[str] = ("sources",), rebuild: bool = False,
               progress: build.Progress | None = None, remove: Iterable[str] = ()) -> build.BuildReport:
         """Build or update the index from files and folders (see `qa.library.build.build`); an
-        update encodes with the index's backend, a rebuild with the `encoder` setting's."""
+        update encodes with the index's backend, a rebuild with the `encoder` setting's. An index
+        of an older layout is converted first (`qa.index.upgrade`, every vector kept)."""
+        if not rebuild and upgradable(self.index_dir):
+            upgrade(self.index_dir)
+            log.warning("%s/ had the layout of an older Footnote: converted, every vector kept", self.index_dir)
         backend = self.config["encoder"] if rebuild else (self.backend() or self.config["encoder"])
         return build.build(paths, self.index_dir, self.embedder(backend), self.config, rebuild, progress, remove)
 

@@ -6,13 +6,14 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from qa.config import load
 from qa.errors import BadRequest, FootnoteError
@@ -246,7 +247,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web import serve
 
     config = load({"index": args.index, "model": args.model, "host": args.host, "port": args.port,
-                   "admin_token": args.admin_token, "sources": args.sources, "reader": args.reader})
+                   "admin_token": args.admin_token, "admin_token_file": args.admin_token_file,
+                   "sources": args.sources, "reader": args.reader})
     serve(config)
     return 0
 
@@ -332,9 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the web app")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 5000)")
+    p.add_argument("--admin-token-file", default=None,
+                   help="enable upload, remove and reindex from the browser for holders of the token in this "
+                        "file (its first line, at least 16 characters); or set FOOTNOTE_ADMIN_TOKEN")
     p.add_argument("--admin-token", default=None,
-                   help="enable upload, remove and reindex from the browser for holders of this token "
-                        "(or set FOOTNOTE_ADMIN_TOKEN)")
+                   help="the token itself: unsafe on a shared machine, since `ps` shows it to every user")
     p.add_argument("--sources", default=None, help="folder that uploads go to and reindex reads (default sources/)")
     common(p)
     p.set_defaults(func=cmd_serve)
@@ -357,8 +361,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class Terminal:
+    """stdout when it is a terminal: control characters are dropped, so escape sequences inside
+    a source (which could recolour, retitle or clear the terminal) print as nothing."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(CONTROL.sub("", text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if sys.stdout.isatty() and not isinstance(sys.stdout, Terminal):
+        sys.stdout = Terminal(sys.stdout)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:

@@ -16,9 +16,14 @@ BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting: its default (whose type values are coerced to), help, and for numbers the
+    range a value must lie in (a `candidates` of 0 or a port of 70000 is refused by name)."""
+
     name: str
     default: Any
     help: str
+    least: float | None = None
+    most: float | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -27,30 +32,37 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("encoder", "onnx-int8", "How the embedding model runs: onnx-int8 (exported once to ONNX with int8 weights, "
                                     "no torch), onnx (float32) or torch (sentence-transformers). An existing index "
                                     "keeps the backend it was built with until `qa index --rebuild`."),
-    Setting("encoder_threads", 0, "onnxruntime threads for the encoder (0: one per physical core)."),
+    Setting("encoder_threads", 0, "onnxruntime threads for the encoder (0: one per physical core).", least=0),
     Setting("vector_index", "auto", "FAISS index of each segment: auto (exhaustive search up to 50,000 passages, IVF "
                                     "beyond), flat, ivf or hnsw. Applies to segments written from then on."),
-    Setting("chunk_chars", 700, "Largest passage size in characters (a longer single sentence stays whole)."),
-    Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages."),
-    Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported."),
-    Setting("max_question_chars", 1000, "Longest question accepted, in characters."),
-    Setting("candidates", 50, "Passages taken from each retriever before fusion."),
-    Setting("top_k", 5, "Passages returned with every answer."),
+    Setting("chunk_chars", 700, "Largest passage size in characters (a longer single sentence stays whole).",
+            least=100),
+    Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages.", least=0),
+    Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported.", least=0.001),
+    Setting("max_question_chars", 1000, "Longest question accepted, in characters.", least=1),
+    Setting("candidates", 50, "Passages taken from each retriever before fusion.", least=1),
+    Setting("top_k", 5, "Passages returned with every answer.", least=1),
     Setting("rerank_passages", 20, "Fused candidates the cross-encoder rereads whole to rank them: the first 8 always, "
-                                   "the rest when none of those is a clear match."),
+                                   "the rest when none of those is a clear match.", least=0),
     Setting("answer_passages", 2, "Reranked passages the span reader reads (plus the next one when within 1 logit "
-                                  "of the top)."),
+                                  "of the top).", least=1),
     Setting("reader", "", "Span reader: empty for Footnote's own (int8 ONNX), or a local Hugging Face "
                           "question-answering model folder (run with transformers and torch)."),
     Setting("min_support", CALIBRATION.threshold, "Lowest answer confidence (0..1, from the calibration file "
-                                                  "qa/models/calibration.json) that still counts as an answer."),
+                                                  "qa/models/calibration.json) that still counts as an answer.",
+            least=0, most=1),
     Setting("sources", "sources", "Folder that uploads go to and the browser's reindex reads (left at sources: the "
                                   "first folder the index was built from, when there is one)."),
-    Setting("upload_max_mb", 20, "Largest file accepted by an upload, in MiB."),
+    Setting("upload_max_mb", 20, "Largest file accepted by an upload, in MiB.", least=0.001),
     Setting("admin_token", "", "Token required to upload, remove and reindex from the browser; empty disables them."),
+    Setting("admin_token_file", "", "File holding the admin token (safer than admin_token in a footnote.toml or "
+                                    "`--admin-token`, which `ps` shows); its first line is the token."),
+    Setting("admin_idle_minutes", 30, "An admin session unused this long is signed out.", least=1),
     Setting("host", "127.0.0.1", "Address `qa serve` binds to."),
-    Setting("port", 5000, "Port `qa serve` listens on."),
-    Setting("threads", 8, "Worker threads of the web server."),
+    Setting("trusted_hosts", "", "Host names the web app answers to, comma-separated (empty: the loopback names and "
+                                 "the `host` setting; * answers to any, for use behind a proxy that checks Host)."),
+    Setting("port", 5000, "Port `qa serve` listens on.", least=0, most=65535),
+    Setting("threads", 8, "Worker threads of the web server.", least=1),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -76,7 +88,11 @@ def load(overrides: dict[str, Any] | None = None, config_file: str | os.PathLike
     config = {s.name: s.default for s in SETTINGS}
     if config_file and Path(config_file).is_file():
         with open(config_file, "rb") as fh:
-            config.update(_checked(tomllib.load(fh), str(config_file)))
+            try:
+                values = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{config_file} is not valid TOML: {exc}") from exc
+        config.update(_checked(values, str(config_file)))
     env = os.environ if environ is None else environ
     for s in SETTINGS:
         raw = env.get(ENV_PREFIX + s.name.upper())
@@ -95,9 +111,11 @@ def _checked(values: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _coerce(setting: Setting, value: Any) -> Any:
     kind = type(setting.default)
-    if isinstance(value, kind):
-        return value
     try:
-        return kind(value)
+        value = value if isinstance(value, kind) and not isinstance(value, bool) else kind(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {setting.name!r} wants a {kind.__name__}, got {value!r}") from exc
+    if (setting.least is not None and value < setting.least) or (setting.most is not None and value > setting.most):
+        span = f"at least {setting.least:g}" if setting.most is None else f"from {setting.least:g} to {setting.most:g}"
+        raise ConfigError(f"setting {setting.name!r} must be {span}, got {value!r}")
+    return value

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qa import config as cfg
-from qa.errors import EmptyQuery, QueryTooLong
+from qa.errors import BadRequest, EmptyQuery, QueryTooLong
 from qa.index import Generation, Serving, Snapshot, View, encoder_backend
 from qa.library.library import Library
 from qa.models.encoder import Embedder, load_embedder
@@ -32,6 +32,7 @@ from qa.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
 WORD = re.compile(r"\w")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Models:
@@ -105,6 +106,8 @@ class Pipeline:
     def check_question(self, question: str) -> str:
         """The question with its whitespace collapsed, or an error saying why it cannot be asked."""
         q = " ".join((question or "").split())
+        if SURROGATE.search(q):  # bytes that were not UTF-8, as Python decodes a command line
+            raise BadRequest("the question is not valid UTF-8 text; check the terminal's encoding")
         if not q:
             raise EmptyQuery("the question is empty; type a question or paste a statement to check")
         if not WORD.search(q):

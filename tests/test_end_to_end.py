@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -174,11 +176,65 @@ def test_pipeline_json_matches_contract(pipeline: Pipeline):
     (["ask", "anything", "--index", "{tmp}/none"], "no index at"),
     (["ask", "   ", "--index", "{tmp}/none"], "the question is empty"),
     (["index", "{tmp}/missing-folder", "--index", "{tmp}/idx"], "nothing could be indexed"),
+    (["serve", "--port", "70000", "--index", "{tmp}/idx"], "'port' must be from 0 to 65535, got 70000"),
+    (["serve", "--admin-token", "short", "--index", "{tmp}/idx"], "use at least 16"),
+    (["sources", "--limit", "0", "--index", "{tmp}/idx"], "--limit 1 or more"),
 ])
 def test_cli_errors_are_one_clear_line(tmp_path: Path, args, message):
     r = qa_cmd(*[a.format(tmp=tmp_path) for a in args])
     assert r.returncode != 0
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_settings_files_values_and_bytes_are_one_clear_line(tmp_path: Path):
+    (tmp_path / "footnote.toml").write_text("top_k = [unclosed\n")
+    r = qa_cmd("sources", cwd=tmp_path)
+    assert r.returncode != 0 and "footnote.toml is not valid TOML" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "footnote.toml").unlink()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FOOTNOTE_CANDIDATES": "0"}
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "x", "--index", str(tmp_path)], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "'candidates' must be at least 1, got 0" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "ask", b"caf\xe9 au lait?", "--index", str(tmp_path)],
+                       cwd=tmp_path, capture_output=True, timeout=300)
+    assert r.returncode != 0 and b"not valid UTF-8" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_a_busy_port_is_said_before_the_models_load(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = qa_cmd("serve", "--port", str(taken.getsockname()[1]), "--index", str(tmp_path / "idx"))
+    assert r.returncode != 0 and "cannot listen on 127.0.0.1:" in r.stderr and "Traceback" not in r.stderr
+    assert "warm" not in r.stderr.lower() and "serving" not in r.stdout
+
+
+def test_escape_sequences_in_sources_do_not_reach_a_terminal(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    # a text file with control characters is refused as binary; HTML can still carry them as entities
+    (src / "evil.html").write_text("<html><head><title>Evil &#x1b;]0;pwned&#x07;&#x1b;[2J title</title></head>"
+                                   "<body><p>Gulls nest on &#x1b;[31mred&#x1b;[0m cliffs.</p></body></html>")
+    make_pipeline(tmp_path / "idx", embedder).library.index([str(src)])
+    leader, follower = pty.openpty()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "sources", "--index", str(tmp_path / "idx")],
+                            cwd=ROOT, env=env, stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    os.close(leader)
+    assert b"Evil" in out and b"title" in out and b"\x1b" not in out and b"\x07" not in out
+    piped = qa_cmd("sources", "--json", "--index", str(tmp_path / "idx"))  # data keeps what the source says
+    assert "\x1b" in json.loads(piped.stdout)["documents"][0]["title"]
 
 
 def test_model_mismatch_is_refused_naming_the_rebuild(pipeline: Pipeline):

@@ -15,10 +15,11 @@ import pytest
 from waitress.server import create_server
 
 from qa import Pipeline
+from qa.errors import ConfigError
 from tests.conftest import make_pipeline
 from web import create_app
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-24-chars"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -119,6 +120,61 @@ def test_browser_forms_need_sign_in_and_csrf(admin_app, tmp_path: Path):
     assert wait_done(lambda: c.get("/sources/reindex/status").get_json())["state"] == "done"
     page = c.get("/sources").get_data(as_text=True)
     assert "kelp.txt" in page and "Done" in page
+
+
+def test_a_signed_out_or_idle_session_is_revoked_even_for_a_copied_cookie(admin_app, monkeypatch):
+    c = admin_app.test_client()
+    assert c.post("/sources/login", data={"token": TOKEN}).status_code == 302
+    saved = c.get_cookie("session").value  # what an attacker copied while signed in
+    token = csrf_of(c.get("/sources").get_data(as_text=True))
+    assert c.post("/sources/logout", data={"csrf": token}).status_code == 302
+    thief = admin_app.test_client()
+    thief.set_cookie("session", saved)
+    assert thief.post("/sources/reindex", data={"csrf": token}).status_code == 401
+    assert 'name="files"' not in thief.get("/sources").get_data(as_text=True)
+    # a session unused for admin_idle_minutes ends
+    assert c.post("/sources/login", data={"token": TOKEN}).status_code == 302
+    token = csrf_of(c.get("/sources").get_data(as_text=True))
+    later = time.monotonic() + 31 * 60
+    monkeypatch.setattr("web.admin.time.monotonic", lambda: later)
+    assert c.post("/sources/reindex", data={"csrf": token}).status_code == 401
+
+
+def test_wrong_tokens_are_limited_per_client(admin_app):
+    c = admin_app.test_client()
+    for _ in range(5):
+        assert c.post("/api/reindex", headers={"Authorization": "Bearer wrong-wrong-wrong"}).status_code == 403
+    r = c.post("/api/reindex", headers=AUTH)  # the right token, after five wrong ones: still refused
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 60 and "try again" in r.get_json()["error"]
+    assert c.post("/sources/login", data={"token": TOKEN}).status_code == 429
+    other = admin_app.test_client()
+    other_client = {"REMOTE_ADDR": "127.0.0.2"}
+    assert other.get("/api/reindex", headers=AUTH, environ_base=other_client).status_code == 200
+
+
+def test_short_tokens_are_refused_and_a_token_file_is_read(tmp_path: Path, embedder):
+    pipe = make_pipeline(tmp_path / "idx", embedder, admin_token="short")
+    with pytest.raises(ConfigError, match="at least 16"):
+        create_app(pipeline=pipe)
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    app = create_app(pipeline=make_pipeline(tmp_path / "idx", embedder, admin_token_file=str(tmp_path / "token")))
+    assert app.test_client().get("/api/reindex", headers=AUTH).status_code == 200
+    with pytest.raises(ConfigError, match="cannot read the admin token"):
+        create_app(pipeline=make_pipeline(tmp_path / "idx", embedder, admin_token_file=str(tmp_path / "none")))
+
+
+@pytest.mark.parametrize("setting, host, status", [
+    ("", "localhost", 200), ("", "127.0.0.1:5000", 200),
+    ("", "attacker.example", 400), ("", "attacker.example:5000", 400),
+    ("footnote.example.org", "footnote.example.org", 200), ("footnote.example.org", "localhost", 400),
+    ("*", "anything.example", 200),
+])
+def test_only_trusted_host_names_are_answered(tmp_path: Path, embedder, setting, host, status):
+    app = create_app(pipeline=make_pipeline(tmp_path / "idx", embedder, trusted_hosts=setting))
+    r = app.test_client().get("/api/sources", headers={"Host": host})
+    assert r.status_code in ((status,) if status == 400 else (200, 503))  # 503: this index is empty
+    if status == 400:
+        assert "trusted_hosts" in r.get_json()["error"]
 
 
 def test_reindex_while_serving_has_no_failed_requests(tmp_path: Path, embedder):

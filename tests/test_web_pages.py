@@ -230,6 +230,13 @@ def test_provenance_view_shows_sections_as_headings(client, pipeline):
     assert "<mark" not in page  # nothing requested, nothing highlighted
 
 
+def test_provenance_view_with_one_offset_highlights_the_sentence_holding_it(client, pipeline):
+    doc = doc_id(pipeline, "lighthouses.md")
+    page = html_of(client.get(f"/documents/{doc}?start=5"))
+    assert "None" not in page and 'id="highlight"' in page
+    assert "Characters 90000–90001 are not" in html_of(client.get(f"/documents/{doc}?start=90000"))
+
+
 def test_provenance_view_out_of_range_request_says_so(client, pipeline):
     page = html_of(client.get(f"/documents/{doc_id(pipeline, 'lighthouses.md')}?start=90000&end=90010"))
     assert "<mark" not in page and "are not in this document" in page

@@ -1,27 +1,37 @@
 """Changing the index from the browser: upload, remove, reindex with live progress, and their API twins.
 
-Every changing action needs the admin token (`qa serve --admin-token` or FOOTNOTE_ADMIN_TOKEN).
-The API takes it as `Authorization: Bearer <token>`; the pages exchange it once for a signed
-session cookie, and every form also carries a per-session CSRF token, so another site cannot
-make a signed-in browser change the index. Without a configured token these actions are off.
+Every changing action needs the admin token (FOOTNOTE_ADMIN_TOKEN, `qa serve --admin-token-file`,
+or `--admin-token`, which `ps` shows), at least 16 characters. The API takes it as
+`Authorization: Bearer <token>`; the pages exchange it once for a session kept on the server
+(the cookie carries only its random id, so signing out or `admin_idle_minutes` unused revokes
+even a copied cookie), and every form also carries a per-session CSRF token, so another site
+cannot make a signed-in browser change the index. Wrong tokens are limited per client (5 a
+minute, then 429 until the minute is over, right token or not). Without a token these actions
+are off.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request, session, url_for
 from werkzeug.datastructures import FileStorage
 
 from qa import FootnoteError
-from qa.errors import UploadRejected
+from qa.errors import ConfigError, UploadRejected
 from web.ask import pipeline
 
 bp = Blueprint("admin", __name__)
 DISABLED = ("changing the index from the browser is disabled; start the server with "
-            "`qa serve --admin-token TOKEN` (or set FOOTNOTE_ADMIN_TOKEN) to enable it")
+            "`qa serve --admin-token-file FILE` (or set FOOTNOTE_ADMIN_TOKEN) to enable it")
+MIN_TOKEN = 16  # characters: shorter tokens are guessed
+MAX_FAILURES = 5  # wrong tokens a client may send in FAILURE_WINDOW seconds
+FAILURE_WINDOW = 60.0
 
 
 class Unauthorized(FootnoteError):
@@ -36,8 +46,100 @@ class Forbidden(FootnoteError):
     status = 403
 
 
+class TooManyAttempts(FootnoteError):
+    """A client sent too many wrong tokens; `retry_after` seconds until it may try again."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def configured_token(config: dict[str, Any]) -> str:
+    """The admin token: the first line of `admin_token_file` when set, else `admin_token`
+    ("" leaves admin actions off).
+
+    Raises:
+        ConfigError: the file cannot be read, or the token is shorter than MIN_TOKEN.
+    """
+    token = str(config.get("admin_token") or "")
+    if config.get("admin_token_file"):
+        try:
+            token = Path(config["admin_token_file"]).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, UnicodeDecodeError, IndexError) as exc:
+            raise ConfigError(f"cannot read the admin token from {config['admin_token_file']}: "
+                              f"{getattr(exc, 'strerror', None) or 'empty or not text'}") from exc
+    if token and len(token) < MIN_TOKEN:
+        raise ConfigError(f"the admin token is {len(token)} characters long; use at least {MIN_TOKEN} "
+                          "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    return token
+
+
+class Guard:
+    """The admin token, the signed-in sessions and the wrong-token count of each client.
+
+    Sessions live here, not in the cookie: the cookie holds a random session id, so signing out
+    forgets it for good and a session unused for `idle_seconds` ends.
+    """
+
+    def __init__(self, token: str, idle_seconds: float) -> None:
+        self.token, self.idle_seconds = token, idle_seconds
+        self._sessions: dict[str, float] = {}  # session id -> last use
+        self._failures: dict[str, list[float]] = {}  # client -> times of wrong tokens
+        self._lock = threading.Lock()
+
+    def open(self) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[sid] = time.monotonic()
+        return sid
+
+    def alive(self, sid: str | None) -> bool:
+        """The session exists and was used within the idle time (which this use renews)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._sessions.get(sid or "")
+            if last is None or now - last > self.idle_seconds:
+                self._sessions.pop(sid or "", None)
+                return False
+            self._sessions[sid] = now
+            return True
+
+    def close(self, sid: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(sid or "", None)
+
+    def check(self, given: str, client: str) -> bool:
+        """Whether `given` is the token, counting a wrong one against `client`.
+
+        Raises:
+            TooManyAttempts: the client sent MAX_FAILURES wrong tokens within FAILURE_WINDOW;
+                it is refused, right token or not, until the oldest of them is that old.
+        """
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if now - t < FAILURE_WINDOW]
+            self._failures[client] = recent
+            if len(recent) >= MAX_FAILURES:
+                wait = int(FAILURE_WINDOW - (now - recent[0])) + 1
+                raise TooManyAttempts(f"too many wrong admin tokens from this client; try again in {wait} s", wait)
+            if _same(given, self.token):
+                return True
+            recent.append(now)
+            return False
+
+
+def guard() -> Guard:
+    return current_app.extensions["footnote_admin"]
+
+
 def _token() -> str:
-    return str(pipeline().config.get("admin_token") or "")
+    return guard().token
+
+
+def _signed_in() -> bool:
+    return bool(_token()) and guard().alive(session.get("sid"))
 
 
 def _same(given: str, expected: str) -> bool:
@@ -51,7 +153,7 @@ def _require_api_token() -> None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("this action needs the admin token: send `Authorization: Bearer <token>`")
-    if not _same(header.removeprefix("Bearer ").strip(), expected):
+    if not guard().check(header.removeprefix("Bearer ").strip(), request.remote_addr or ""):
         raise Forbidden("the admin token is wrong")
 
 
@@ -59,8 +161,9 @@ def _require_form() -> None:
     """A page action: signed-in session and the session's CSRF token in the form."""
     if not _token():
         raise Forbidden(DISABLED)
-    if not session.get("admin"):
-        raise Unauthorized("sign in with the admin token first")
+    if not _signed_in():
+        raise Unauthorized("sign in with the admin token first (a session ends when signed out or "
+                           "unused for a while)")
     if not _same(request.form.get("csrf", ""), session.get("csrf", "")):
         raise Forbidden("the form is stale or came from another site (CSRF token mismatch); reload the page")
 
@@ -68,10 +171,9 @@ def _require_form() -> None:
 @bp.app_context_processor
 def admin_state() -> dict[str, Any]:
     """What the sources page needs to show (or hide) the admin forms."""
-    if session.get("admin") and "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return {"admin_enabled": bool(_token()), "admin": bool(session.get("admin")) and bool(_token()),
-            "csrf": session.get("csrf", ""), "admin_disabled_message": DISABLED}
+    signed_in = _signed_in()
+    return {"admin_enabled": bool(_token()), "admin": signed_in,
+            "csrf": session.get("csrf", "") if signed_in else "", "admin_disabled_message": DISABLED}
 
 
 def _save(files: list[FileStorage]) -> tuple[list[str], list[tuple[str, FootnoteError]]]:
@@ -88,21 +190,23 @@ def _save(files: list[FileStorage]) -> tuple[list[str], list[tuple[str, Footnote
 
 @bp.post("/sources/login")
 def login() -> Response:
-    """Exchange the admin token for a signed session cookie."""
+    """Exchange the admin token for a session (its id in a signed cookie)."""
     if not _token():
         raise Forbidden(DISABLED)
-    if not _same(request.form.get("token", ""), _token()):
+    if not guard().check(request.form.get("token", ""), request.remote_addr or ""):
         raise Forbidden("the admin token is wrong")
+    guard().close(session.get("sid"))
     session.clear()
-    session["admin"] = True
+    session["sid"] = guard().open()
     session["csrf"] = secrets.token_urlsafe(32)
     return redirect(url_for("sources.index"))
 
 
 @bp.post("/sources/logout")
 def logout() -> Response:
-    """Forget the session."""
+    """End the session on the server (a copy of the cookie no longer works) and forget it here."""
     _require_form()
+    guard().close(session.get("sid"))
     session.clear()
     return redirect(url_for("sources.index"))
 
@@ -179,6 +283,6 @@ def api_reindex_status() -> Response:
 @bp.get("/sources/reindex/status")
 def reindex_status() -> Response:
     """The same progress for the signed-in sources page (its script polls this)."""
-    if not (_token() and session.get("admin")):
+    if not _signed_in():
         raise Unauthorized("sign in with the admin token first")
     return jsonify(pipeline().library.reindex_job.status())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from qa import FootnoteError
 
@@ -34,7 +34,17 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(FootnoteError)
     def footnote_error(exc: FootnoteError):
-        return _respond(exc.status, str(exc))
+        body, status = _respond(exc.status, str(exc))
+        resp = app.make_response((body, status))
+        if getattr(exc, "retry_after", None):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(exc: SecurityError):
+        hosts = ", ".join(app.config["TRUSTED_HOSTS"] or ())
+        return jsonify(error=f"this server answers to the host names {hosts}; add yours to the trusted_hosts "
+                             "setting"), 400
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from waitress import serve as waitress_serve
+from waitress import create_server
 
 from qa import FootnoteError, Pipeline
+from qa.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +16,26 @@ log = logging.getLogger(__name__)
 def serve(config: dict[str, Any]) -> None:
     """Load the model, open the index and serve until interrupted (used by `qa serve`).
 
+    The settings are checked and the port taken before the models load, so a wrong admin token
+    or a busy port is said at once, in one line; connections made while the models load wait.
+
     Args:
         config: settings from `qa.load`; `host`, `port` and `threads` choose how to listen,
             the rest builds the Pipeline.
+
+    Raises:
+        ConfigError: the address cannot be listened on, or a setting is refused.
     """
     from web import create_app
 
     pipeline = Pipeline(config)
+    app = create_app(pipeline=pipeline)
+    host, port = config["host"], int(config["port"])
+    try:
+        server = create_server(app, host=host, port=port, threads=int(config["threads"]), ident="footnote")
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another `qa serve`? "
+                          "choose another --port)") from exc
     # Load the model and open the index now, and run one question through both, so the first
     # person to ask does not wait for loading and warm-up.
     pipeline.warm_up()  # the models load even when there is no index yet
@@ -30,8 +44,9 @@ def serve(config: dict[str, Any]) -> None:
     except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one
         log.warning("%s", exc)
     pipeline.serving.follow()  # new generations are opened in the background, not by a request
-    app = create_app(pipeline=pipeline)
-    host, port = config["host"], int(config["port"])
-    print(f"Footnote is serving {config['index']}/ on http://{host}:{port}/ (Ctrl+C stops it)",
+    print(f"Footnote is serving {config['index']}/ on http://{host}:{server.effective_port}/ (Ctrl+C stops it)",
           flush=True)
-    waitress_serve(app, host=host, port=port, threads=int(config["threads"]), ident="footnote")
+    try:
+        server.run()
+    finally:
+        server.close()

@@ -65,6 +65,8 @@ def document(doc_id: str) -> Response:
     doc = pipeline().library.document(doc_id, limit=None)
     start = request.args.get("start", type=int)
     end = request.args.get("end", type=int)
+    if start is not None and end is None:
+        end = start + 1  # one offset: the sentence holding it
     view = provenance.layout(doc, start, end)
     html = render_template("document.html", doc=doc, view=view, start=start, end=end)
     return _alternate(html, url_for("sources.api_document", doc_id=doc_id))

@@ -87,6 +87,9 @@ def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, prog
     report = pipe.library.index(paths, rebuild=rebuild, progress=progress)
     for path, why in report.failed:
         print(f"skipped {path}: {why}", file=sys.stderr)
+    if report.outside:
+        print(f"not followed: {len(report.outside)} link(s) leading out of their folder "
+              f"({', '.join(report.outside[:3])}{', ...' if len(report.outside) > 3 else ''})", file=sys.stderr)
     print(report.summary(), flush=True)
     if not report.published and not (report.unchanged or report.removed):
         print(f"error: nothing could be indexed from {', '.join(paths)}", file=sys.stderr)

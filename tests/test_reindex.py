@@ -326,3 +326,31 @@ def test_an_unguarded_script_still_indexes_every_file(tmp_path: Path):
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert "parsing in this process instead" in out.stderr
     assert "2 added" in out.stdout and "0 failed" in out.stdout, out.stderr[-2000:]
+
+
+def test_links_leading_out_of_the_folder_are_not_followed_and_what_they_reached_goes(tmp_path: Path, embedder):
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    src.mkdir()
+    (elsewhere / "sub").mkdir(parents=True)
+    (src / "kept.txt").write_text("Kittiwakes nest on narrow ledges.\n")
+    (src / "inside.txt").symlink_to(src / "kept.txt")  # stays in the folder: read (as its own document)
+    secret = elsewhere / "secret.txt"
+    secret.write_text("The vault code is 4711.\n")
+    (src / "h.txt").symlink_to(secret)
+    (src / "linked").symlink_to(elsewhere / "sub", target_is_directory=True)
+    (elsewhere / "sub" / "deep.txt").write_text("Deep text outside the folder.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    report = pipe.library.index([str(src)])
+    assert report.outside == ["src/h.txt"]  # a linked folder is not descended into at all
+    assert sorted(report.added) == ["src/inside.txt", "src/kept.txt"] and not report.failed
+    assert "4711" not in " ".join(d["title"] for d in pipe.library.documents()[0])
+    assert not pipe.ask("What is the vault code?").answered
+    assert all("Deep text" not in h.text for h in pipe.ask("Which text lies deep outside the folder?").passages)
+    # a document a link reached before (an index built when the link pointed inside) goes once it leads out
+    (src / "inside.txt").unlink()
+    (src / "inside.txt").symlink_to(secret)
+    again = pipe.library.index([str(src)])
+    assert again.removed == ["src/inside.txt"] and again.outside == ["src/h.txt", "src/inside.txt"]
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(src), "--index", str(tmp_path / "idx")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "not followed: 2 link(s) leading out of their folder (src/h.txt" in r.stderr

@@ -43,6 +43,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)  # links leading out of their folder, not followed
     encoded: int = 0
     documents: int = 0
     passages: int = 0
@@ -85,7 +86,9 @@ def discover(paths: Iterable[str | os.PathLike], report: BuildReport) -> tuple[l
     a folder's ends with "/").
 
     Missing paths and unsupported files are recorded as failures; hidden files and README
-    files are left out silently.
+    files are left out silently. A symbolic link inside a folder is followed only when it
+    stays inside that folder: one leading elsewhere (`notes.txt -> /etc/passwd`) is listed in
+    `report.outside` and not read, and what it reached before is removed like a deleted file.
     """
     files, roots = [], []
     for raw in paths:
@@ -93,12 +96,16 @@ def discover(paths: Iterable[str | os.PathLike], report: BuildReport) -> tuple[l
         root = os.path.abspath(p)
         if p.is_dir():
             roots.append(root.rstrip("/") + "/")
+            real = p.resolve()
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p)
                 if not f.is_file() or any(part.startswith(".") for part in rel.parts) \
                         or f.name.lower() in SKIPPED_NAMES:
                     continue
                 shown = f"{Path(root).name}/{rel.as_posix()}"
+                if not f.resolve().is_relative_to(real):
+                    report.outside.append(shown)
+                    continue
                 if is_supported(f):
                     files.append(Source(f, os.path.join(root, str(rel)), shown))
                 else:

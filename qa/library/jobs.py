@@ -60,7 +60,8 @@ class ReindexJob:
             report = self._work(self._progress)
             update = {"state": "done", "summary": report.summary(), "published": report.published,
                       "errors": [{"path": p, "error": why} for p, why in report.failed],
-                      "added": report.added, "updated": report.updated, "removed": report.removed}
+                      "added": report.added, "updated": report.updated, "removed": report.removed,
+                      "not_followed": report.outside}
         except FootnoteError as exc:
             update = {"state": "failed", "summary": str(exc)}
         except Exception as exc:  # a crash must still end the job visibly; the serving index is intact

@@ -46,8 +46,9 @@ def ids_agree(pipe: Pipeline) -> tuple[int, int]:
     return docs, passages
 
 
-def stored(pipe: Pipeline) -> tuple[list[tuple], list[tuple]]:
-    """The served documents (path, title, sha256) and passages (path, start, end), sorted."""
+def stored(pipe: Pipeline) -> tuple[list[tuple], list[tuple], list[dict]]:
+    """The served documents (path, title, sha256), passages (path, start, end), sorted, and each
+    document as its page shows it (text, paragraphs, sentences, references)."""
     docs = sorted((d["path"], d["title"], d["sha256"]) for d in pipe.library.documents(limit=None)[0])
     passages = []
     for segment in pipe.serving.snapshot().segments:
@@ -58,7 +59,9 @@ def stored(pipe: Pipeline) -> tuple[list[tuple], list[tuple]]:
                 if r[0] in segment.live]
         finally:
             conn.close()
-    return docs, sorted(passages)
+    views = [{k: v for k, v in pipe.library.document(d["id"], limit=None).items() if k != "indexed_at"}
+             for d in sorted(pipe.library.documents(limit=None)[0], key=lambda d: d["path"])]
+    return docs, sorted(passages), views
 
 
 def write(path: Path, text: str) -> None:
@@ -296,8 +299,10 @@ def test_index_runs_parse_in_workers_and_in_process_alike(tmp_path: Path, embedd
     single = make_pipeline(tmp_path / "single", embedder)
     for f in sorted(corpus_dir.iterdir()):
         single.library.index([str(f)])
-    names = [[(Path(row[0]).name, *row[1:]) for row in rows] for rows in (*stored(pooled), *stored(single))]
+    names = [[(Path(row[0]).name, *row[1:]) for row in rows] for rows in (*stored(pooled)[:2], *stored(single)[:2])]
     assert names[:2] == names[2:]  # a file given alone is cited by its name, in a folder by folder/name
+    texts = [[{k: v for k, v in d.items() if k not in ("id", "path")} for d in stored(p)[2]] for p in (pooled, single)]
+    assert texts[0] == texts[1]
 
 
 def test_a_file_reached_twice_is_indexed_once(tmp_path: Path, embedder):

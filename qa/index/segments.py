@@ -213,7 +213,7 @@ class Builder:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-TABLES = ("documents", "sentences", "refs", "citations", "passages")
+TABLES = ("documents", "sentences", "paragraphs", "refs", "citations", "passages")
 
 
 def merge(root: Path, parts: list[Segment], dimension: int, kind: str = "auto") -> tuple[str, str]:

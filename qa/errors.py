@@ -42,6 +42,12 @@ class UnsupportedFormat(ParseError):
     status = 415
 
 
+class DiskFull(FootnoteError):
+    """The disk holding the index filled up during an update; nothing was published."""
+
+    status = 507
+
+
 class BadRequest(FootnoteError):
     """A request's parameter is out of range or malformed (a listing's offset or limit)."""
 

@@ -16,6 +16,7 @@ import pytest
 
 from qa import IndexLocked, Pipeline
 from qa import index as ix
+from qa.errors import DiskFull
 from qa.ingest.pool import ParsePool, parse_file
 from tests.conftest import ROOT, SEED, make_pipeline
 
@@ -359,3 +360,34 @@ def test_links_leading_out_of_the_folder_are_not_followed_and_what_they_reached_
     r = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(src), "--index", str(tmp_path / "idx")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "not followed: 2 link(s) leading out of their folder (src/h.txt" in r.stderr
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):
+    """A real 1 MiB filesystem (tmpfs), for running out of space; skipped where mounting is not allowed."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_index_serves_as_before(tmp_path: Path, embedder, small_disk: Path):
+    pipe = make_pipeline(small_disk / "idx", embedder)
+    assert pipe.library.index([str(SEED)]).published
+    before = stored(pipe)
+    big = tmp_path / "big.txt"
+    sentence = "Lighthouse {i} on the isle of Skarv was lit in {y} by keeper number {i}, who kept it {w} winters. "
+    big.write_text("\n\n".join("".join(sentence.format(i=i, y=1800 + j, w=j) for j in range(6))
+                               for i in range(900)))  # about 600 kB in 900 passages: more than the disk holds
+    with pytest.raises(DiskFull, match=r"is full.*nothing was published"):
+        pipe.library.index([str(big)])
+    assert stored(make_pipeline(small_disk / "idx", embedder)) == before
+    assert not list((small_disk / "idx").glob(".tmp-*")) and not list((small_disk / "idx" / "segments").glob(".tmp-*"))
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(big), "--index", str(small_disk / "idx")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "is full" in r.stderr and "Traceback" not in r.stderr

@@ -13,6 +13,7 @@ from qa.index.generations import (
     current,
     current_name,
     encoder_backend,
+    out_of_space,
     upgradable,
 )
 from qa.index.serving import Serving
@@ -20,4 +21,4 @@ from qa.index.snapshot import Snapshot, View
 from qa.index.writer import MAX_DELETED, MAX_SEGMENTS, IndexWriter, upgrade, writer_lock
 
 __all__ = ["MANIFEST_FILE", "MAX_DELETED", "MAX_SEGMENTS", "SCHEMA_VERSION", "Generation", "IndexWriter", "Serving", "Snapshot",
-           "View", "current", "current_name", "encoder_backend", "upgradable", "upgrade", "writer_lock"]
+           "View", "current", "current_name", "encoder_backend", "out_of_space", "upgradable", "upgrade", "writer_lock"]

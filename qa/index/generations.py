@@ -19,9 +19,11 @@ opens the SQLite files or the FAISS files of an index.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,19 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
         raise IndexMismatch(f"the index at {root}/ was built with model {manifest.get('model')!r}, "
                             f"but the model setting is {model!r}; {rebuild} (or set --model to match)")
     return Generation(root / name, manifest)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """The error says the disk (or the quota, or the file size limit) is full, as the OS,
+    SQLite or FAISS words it."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (sqlite3.Error, RuntimeError)) and any(
+        words in text for words in ("disk is full", "no space left", "file too large", "quota exceeded"))
 
 
 def upgradable(index_dir: str | os.PathLike) -> bool:

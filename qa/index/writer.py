@@ -132,9 +132,11 @@ class IndexWriter:
         return sum(len(s.live) for s in segs), sum(s.passages for s in segs)
 
     def abort(self) -> None:
+        """Drop what this writer wrote and any half-written generation (the lock is held)."""
         if self._new is not None:
             self._new.abort()
             self._new = None
+        clean_leftovers(self.root)
 
     def merge(self, everything: bool = False) -> Generation | None:
         """Compact after a publish: merge the segments when there are too many (all but the

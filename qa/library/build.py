@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import index as ix
-from qa.errors import IndexMismatch, IndexNotFound
+from qa.errors import DiskFull, IndexMismatch, IndexNotFound
 from qa.ingest import is_supported, unsupported
 from qa.ingest.passages import VERSION as CHUNKER_VERSION
 from qa.ingest.passages import Chunk
@@ -167,12 +167,21 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                 known = previous.manifest.get("roots", []) if previous else []
                 gen = writer.publish({**manifest(embedder, config), "roots": list(dict.fromkeys(known + roots))})
                 report.published = True
-                writer.merge()
+                try:
+                    writer.merge()
+                except Exception as exc:
+                    if not ix.out_of_space(exc):
+                        raise
+                    log.warning("published; merging segments needs more free disk space than there is (%s): "
+                                "the next `qa index` tries again", exc)
             else:
                 writer.abort()
                 gen = previous
-        except BaseException:
+        except BaseException as exc:
             writer.abort()
+            if ix.out_of_space(exc):
+                raise DiskFull(f"the disk holding {root}/ is full ({exc}); nothing was published and the index "
+                               "serves as before: free some space and run `qa index` again") from exc
             raise
         if gen is not None:
             report.documents, report.passages = gen.manifest["documents"], gen.manifest["passages"]

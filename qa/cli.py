@@ -33,6 +33,8 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check(args)
     if args.merge or args.upgrade:
         return _compact(args)
     from tqdm import tqdm
@@ -65,6 +67,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    """`qa index --check`: read every file of the serving generation through (SQLite's
+    quick_check included); one line a problem, exit status 1 when there is one."""
+    from qa import index as ix
+
+    folder = load({"index": args.index})["index"]
+    problems = ix.check(folder)
+    for line in problems:
+        print(f"damaged: {line}", file=sys.stderr)
+    print(f"{folder}/: {len(problems)} problem(s)" + ("; `qa index` repairs them, reading the documents again"
+                                                      if problems else ", every file reads whole"))
+    return EXIT_ERROR if problems else 0
+
+
 def _compact(args: argparse.Namespace) -> int:
     """`qa index --upgrade` / `--merge`: change the index's layout, never its contents."""
     from qa import index as ix
@@ -90,6 +106,8 @@ def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, prog
     if report.outside:
         print(f"not followed: {len(report.outside)} link(s) leading out of their folder "
               f"({', '.join(report.outside[:3])}{', ...' if len(report.outside) > 3 else ''})", file=sys.stderr)
+    for why in report.repaired:
+        print(f"repaired: {why}", file=sys.stderr)
     print(report.summary(), flush=True)
     if not report.published and not (report.unchanged or report.removed):
         print(f"error: nothing could be indexed from {', '.join(paths)}", file=sys.stderr)
@@ -302,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between checks with --watch")
     p.add_argument("--merge", action="store_true",
                    help="merge the index's segments into one, dropping deleted rows (nothing is encoded)")
+    p.add_argument("--check", action="store_true",
+                   help="read every file of the index through, SQLite's quick_check included, and report damage")
     p.add_argument("--upgrade", action="store_true",
                    help="convert an index from an older Footnote to the current layout, keeping every vector")
     common(p)

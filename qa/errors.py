@@ -13,6 +13,12 @@ class IndexNotFound(FootnoteError):
     status = 503
 
 
+class IndexDamaged(FootnoteError):
+    """A file of the index is missing, cut or unreadable (the message names it)."""
+
+    status = 503
+
+
 class IndexMismatch(FootnoteError):
     """The index was built with another model or schema version and must be rebuilt."""
 
@@ -94,3 +100,9 @@ class JobRunning(FootnoteError):
     """A reindex is already running; its status can be read, not a second one started."""
 
     status = 409
+
+
+class QuestionTimeout(FootnoteError):
+    """Searching and reading one question took longer than the `question_seconds` setting."""
+
+    status = 503

@@ -338,3 +338,82 @@ def test_an_index_of_schema_2_is_upgraded_keeping_ids_and_vectors(tmp_path: Path
     assert (gist(fresh, QUESTION), [d["id"] for d in fresh.library.documents(limit=None)[0]]) == before
     assert embedder.calls == calls + 1  # the question only: no passage encoded again
     assert fresh.library.index([str(SEED)]).unchanged  # the old relative path became the file's identity
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00garbage" * 64)
+
+
+def _cut(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize("damage, names", [
+    (lambda idx, gen, sdir: _garbage(sdir / seg.FAISS_FILE), seg.FAISS_FILE),
+    (lambda idx, gen, sdir: _cut(sdir / seg.FAISS_FILE), seg.FAISS_FILE),
+    (lambda idx, gen, sdir: (sdir / seg.FAISS_FILE).write_bytes(b""), seg.FAISS_FILE),
+    (lambda idx, gen, sdir: _garbage(sdir / seg.STORE_FILE), seg.STORE_FILE),
+    (lambda idx, gen, sdir: _cut(sdir / seg.STORE_FILE), seg.STORE_FILE),
+    (lambda idx, gen, sdir: (idx / "CURRENT").write_bytes(b"\xff\xfe\x00gen"), "CURRENT"),
+    (lambda idx, gen, sdir: (gen / ix.MANIFEST_FILE).write_text("{not json"), ix.MANIFEST_FILE),
+])
+def test_a_damaged_index_is_one_line_naming_the_file_and_qa_index_repairs_it(tmp_path: Path, embedder, damage,
+                                                                             names):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(SEED, src / SEED.name)
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.library.index([str(src)])
+    answer = gist(pipe, QUESTION)
+    gen = ix.current(tmp_path / "idx")
+    damage(tmp_path / "idx", gen.path, tmp_path / "idx" / seg.FOLDER / gen.segments[0]["name"])
+    r = qa_popen("ask", QUESTION, "--index", str(tmp_path / "idx"))
+    out, err = r.communicate(timeout=300)
+    if names == "CURRENT":  # the generation itself is whole: it serves, with a warning
+        assert r.returncode == 0 and "damaged" in err and names in err and "Traceback" not in err
+    else:  # the only generation is damaged: one line naming the file
+        assert r.returncode != 0 and names in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    r = qa_popen("index", str(src), "--index", str(tmp_path / "idx"))  # repairs: reads the documents again
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0 and "repaired:" in err and names in err, err
+    assert gist(make_pipeline(tmp_path / "idx", embedder), QUESTION) == answer
+
+
+def test_the_server_falls_back_to_the_previous_intact_generation_and_says_so(tmp_path: Path, embedder):
+    from web import create_app
+
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.library.index([str(SEED)])
+    write(tmp_path / "extra.txt", "The ferry to Lyngen was renamed Solbris in 1999.\n")
+    pipe.library.index([str(tmp_path / "extra.txt")])
+    newest = ix.current(pipe.index_dir)
+    _garbage(pipe.index_dir / seg.FOLDER / newest.segments[-1]["name"] / seg.FAISS_FILE)
+    server = make_pipeline(tmp_path / "idx", embedder)
+    result = server.ask(QUESTION)
+    assert result.answered and result.generation != newest.path.name
+    assert "damaged" in server.serving.fallback and seg.FAISS_FILE in server.serving.fallback
+    page = create_app(pipeline=server).test_client().get("/sources").get_data(as_text=True)
+    assert "is damaged" in page and "until `qa index` repairs it" in page.replace("&#96;", "`")
+    assert server.ask(QUESTION).generation == result.generation  # not reopened on every request
+    report = server.library.index([str(tmp_path / "extra.txt")])
+    assert report.repaired and report.added == ["extra.txt"]
+    assert server.ask(QUESTION).generation == ix.current_name(pipe.index_dir) and server.serving.fallback is None
+
+
+def test_qa_index_check_reads_every_file_through(tmp_path: Path, embedder):
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.library.index([str(SEED)])
+    assert ix.check(pipe.index_dir) == []
+    r = qa_popen("index", "--check", "--index", str(pipe.index_dir))
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 0 and "0 problem(s), every file reads whole" in out
+    store_file = pipe.index_dir / seg.FOLDER / ix.current(pipe.index_dir).segments[0]["name"] / seg.STORE_FILE
+    with open(store_file, "r+b") as fh:  # a page in the middle overwritten, the size unchanged
+        fh.seek(store_file.stat().st_size // 2)
+        fh.write(b"\xff" * 4096)
+    problems = ix.check(pipe.index_dir)
+    assert len(problems) == 1 and seg.STORE_FILE in problems[0]
+    r = qa_popen("index", "--check", "--index", str(pipe.index_dir))
+    out, err = r.communicate(timeout=300)
+    assert r.returncode != 0 and "damaged:" in err and "1 problem(s)" in out

@@ -49,7 +49,7 @@ def _listing(endpoint: str) -> dict:
 def index() -> Response:
     """The indexed documents with their counts, a page at a time."""
     html = render_template("sources.html", listing=_listing("sources.index"),
-                           reindex=pipeline().library.reindex_job.status())
+                           reindex=pipeline().library.reindex_job.status(), fallback=pipeline().serving.fallback)
     return _alternate(html, url_for("sources.api_index", **request.args))
 
 

@@ -13,12 +13,17 @@ from qa.index.generations import (
     current,
     current_name,
     encoder_backend,
+    generation,
+    generations,
     out_of_space,
     upgradable,
 )
 from qa.index.serving import Serving
 from qa.index.snapshot import Snapshot, View
-from qa.index.writer import MAX_DELETED, MAX_SEGMENTS, IndexWriter, upgrade, writer_lock
+from qa.index.writer import MAX_DELETED, MAX_SEGMENTS, IndexWriter, check, upgrade, writer_lock
 
-__all__ = ["MANIFEST_FILE", "MAX_DELETED", "MAX_SEGMENTS", "SCHEMA_VERSION", "Generation", "IndexWriter", "Serving", "Snapshot",
-           "View", "current", "current_name", "encoder_backend", "out_of_space", "upgradable", "upgrade", "writer_lock"]
+__all__ = [
+    "MANIFEST_FILE", "MAX_DELETED", "MAX_SEGMENTS", "SCHEMA_VERSION", "Generation", "IndexWriter", "Serving",
+    "Snapshot", "View", "check", "current", "current_name", "encoder_backend", "generation", "generations", "out_of_space",
+    "upgradable", "upgrade", "writer_lock",
+]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.errors import IndexMismatch, IndexNotFound
+from qa.errors import IndexDamaged, IndexMismatch, IndexNotFound
 from qa.index import segments as seg
 
 SCHEMA_VERSION = 4
@@ -62,14 +62,32 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
 
     Raises:
         IndexNotFound: nothing has been published at `index_dir`.
+        IndexDamaged: `CURRENT` or the manifest it names is damaged.
         IndexMismatch: another schema version or model built it.
     """
     root = Path(index_dir)
     try:
-        name = (root / "CURRENT").read_text().strip()
-        manifest = json.loads((root / name / MANIFEST_FILE).read_text())
-    except (OSError, ValueError) as exc:
+        raw = (root / "CURRENT").read_bytes()
+    except OSError as exc:
         raise IndexNotFound(f"no index at {root}/ yet; build one with `qa index --index {root}`") from exc
+    try:
+        name = raw.decode("utf-8").strip()
+        if not name.startswith("gen-") or "/" in name:
+            raise ValueError(name)
+    except ValueError as exc:
+        raise IndexDamaged(f"{root / 'CURRENT'} does not name a generation; `qa index` picks the newest intact "
+                           f"one, or `qa index --rebuild --index {root}` starts over") from exc
+    return generation(root / name, model)
+
+
+def generation(path: Path, model: str | None = None) -> Generation:
+    """The generation in this folder, checked against the schema version and (when given) the model.
+
+    Raises:
+        IndexDamaged: its manifest is missing or damaged.
+        IndexMismatch: another schema version or model built it.
+    """
+    root, manifest = path.parent, read_manifest(path)
     rebuild = f"rebuild it with `qa index --rebuild --index {root}`"
     if manifest.get("schema") in UPGRADABLE:
         raise IndexMismatch(f"the index at {root}/ has the layout of an older Footnote (schema "
@@ -81,7 +99,29 @@ def current(index_dir: str | os.PathLike, model: str | None = None) -> Generatio
     if model is not None and manifest.get("model") != model:
         raise IndexMismatch(f"the index at {root}/ was built with model {manifest.get('model')!r}, "
                             f"but the model setting is {model!r}; {rebuild} (or set --model to match)")
-    return Generation(root / name, manifest)
+    return Generation(path, manifest)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A generation's manifest.
+
+    Raises:
+        IndexDamaged: it is missing or not a JSON object; the message names the file.
+    """
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("segments", []), list):
+            raise ValueError("not a manifest")
+        return manifest
+    except (OSError, ValueError) as exc:
+        raise IndexDamaged(f"{path / MANIFEST_FILE} is missing or damaged ({exc.__class__.__name__}); "
+                           f"`qa index --rebuild --index {path.parent}` starts over") from exc
+
+
+def generations(index_dir: str | os.PathLike) -> list[Path]:
+    """The published generation folders, newest first."""
+    return sorted((p for p in Path(index_dir).glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime,
+                  reverse=True)
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -115,7 +155,7 @@ def encoder_backend(manifest: dict[str, Any]) -> str:
 def current_name(index_dir: str | os.PathLike) -> str | None:
     """Cheap check of which generation serves (the web app polls it to pick up new ones)."""
     try:
-        return (Path(index_dir) / "CURRENT").read_text().strip()
+        return (Path(index_dir) / "CURRENT").read_bytes().decode("utf-8", "replace").strip()
     except OSError:
         return None
 

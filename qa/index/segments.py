@@ -27,7 +27,7 @@ import numpy as np
 from qa.index import store
 from qa.ingest.passages import Chunk
 from qa.records import Document
-from qa.errors import IndexMismatch
+from qa.errors import IndexDamaged
 
 FAISS_FILE, STORE_FILE = "faiss.index", "store.sqlite"
 FOLDER = "segments"
@@ -63,6 +63,11 @@ class Segment:
     deleted: frozenset[str]
     deleted_ids: frozenset[int]
     passages: int  # live passages
+    files: dict[str, int]  # file name -> size in bytes, as written
+
+    def entry(self, deleted: set[str] | frozenset[str]) -> dict:
+        """How a generation's manifest lists this segment, with these documents deleted."""
+        return {"name": self.name, "kind": self.kind, "files": self.files, "deleted": sorted(deleted)}
 
     def __post_init__(self) -> None:
         # FAISS leaves the deleted passages out while it searches (the ids are copied into it).
@@ -85,30 +90,72 @@ class Segment:
         return store.connect(str(self.store_path), readonly=True)
 
 
-def open_segment(root: Path, name: str, deleted: list[str] | tuple[str, ...] = (), kind: str = "flat") -> Segment:
-    """Open one segment of a generation and check its two halves agree (same passage count).
+REPAIR = "`qa index` re-reads the documents it held, or `qa index --rebuild` starts over"
+
+
+def sizes(path: Path) -> dict[str, int]:
+    """The sizes of a finished segment's two files, recorded in the manifest and checked on opening."""
+    return {name: (path / name).stat().st_size for name in (FAISS_FILE, STORE_FILE)}
+
+
+def open_segment(root: Path, entry: dict) -> Segment:
+    """Open the segment a manifest entry names ({"name", "kind", "deleted", "files"}) and check
+    it: both files there and of the size written (a cut or replaced file shows), each readable,
+    and the two halves agreeing (as many vectors as passages).
 
     Raises:
-        IndexMismatch: the segment is missing or its vectors and store disagree.
+        IndexDamaged: a file is missing, of the wrong size or unreadable; the message names it.
     """
-    path = root / FOLDER / name
-    if not (path / FAISS_FILE).is_file() or not (path / STORE_FILE).is_file():
-        raise IndexMismatch(f"{path} is missing or incomplete; rebuild with `qa index --rebuild`")
-    vectors = faiss.read_index(str(path / FAISS_FILE), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-    conn = store.connect(str(path / STORE_FILE), readonly=True)
+    path = root / FOLDER / entry["name"]
+    for name in (FAISS_FILE, STORE_FILE):
+        if not (path / name).is_file():
+            raise IndexDamaged(f"{path / name} is missing; {REPAIR}")
+        size, written = (path / name).stat().st_size, entry.get("files", {}).get(name)
+        if written is not None and size != written:
+            raise IndexDamaged(f"{path / name} is {size} bytes but was written with {written} (cut or replaced); "
+                               f"{REPAIR}")
     try:
-        count = store.count_passages(conn)
-        docs = {r[0] for r in conn.execute("SELECT id FROM documents")}
-        gone = frozenset(deleted) & docs
-        marks = ",".join("?" * len(gone))
-        dead = frozenset(r[0] for r in conn.execute(f"SELECT id FROM passages WHERE doc_id IN ({marks})",
-                                                     sorted(gone))) if gone else frozenset()
+        vectors = faiss.read_index(str(path / FAISS_FILE), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError as exc:
+        raise IndexDamaged(f"{path / FAISS_FILE} cannot be read as a FAISS index ({str(exc).splitlines()[0]}); "
+                           f"{REPAIR}") from exc
+    deleted = entry.get("deleted", ())
+    try:
+        conn = store.connect(str(path / STORE_FILE), readonly=True)
+        try:
+            count = store.count_passages(conn)
+            docs = {r[0] for r in conn.execute("SELECT id FROM documents")}
+            gone = frozenset(deleted) & docs
+            marks = ",".join("?" * len(gone))
+            dead = frozenset(r[0] for r in conn.execute(f"SELECT id FROM passages WHERE doc_id IN ({marks})",
+                                                         sorted(gone))) if gone else frozenset()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise IndexDamaged(f"{path / STORE_FILE} cannot be read as a SQLite store ({exc}); {REPAIR}") from exc
+    if vectors.ntotal != count:
+        raise IndexDamaged(f"{path}: {vectors.ntotal} vectors but {count} passages; {REPAIR}")
+    return Segment(entry["name"], path, entry.get("kind", "flat"), vectors, frozenset(docs - gone), gone, dead,
+                   count - len(dead), entry.get("files") or sizes(path))
+
+
+def check(segment: Segment) -> str | None:
+    """Read a segment through: SQLite's quick_check of the store and every vector of the FAISS
+    file (opening it only maps it). None when whole, else what is wrong."""
+    conn = segment.connect()
+    try:
+        verdict = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        verdict = [str(exc)]
     finally:
         conn.close()
-    if vectors.ntotal != count:
-        raise IndexMismatch(f"{path}: {vectors.ntotal} vectors but {count} passages; rebuild with "
-                            f"`qa index --rebuild`")
-    return Segment(name, path, kind, vectors, frozenset(docs - gone), gone, dead, count - len(dead))
+    if verdict != ["ok"]:
+        return f"{segment.store_path}: {'; '.join(verdict[:3])}"
+    try:
+        faiss.read_index(str(segment.path / FAISS_FILE))
+    except RuntimeError as exc:
+        return f"{segment.path / FAISS_FILE}: {str(exc).splitlines()[0]}"
+    return None
 
 
 def choose(kind: str, passages: int) -> str:
@@ -190,8 +237,8 @@ class Builder:
         self.documents += 1
         return ids
 
-    def finish(self) -> tuple[str, str]:
-        """Make the segment durable and put it in place; returns its name and its index kind."""
+    def finish(self) -> dict:
+        """Make the segment durable and put it in place; returns its manifest entry."""
         self.conn.commit()
         self.conn.close()
         kind = choose(self.kind, self.passages)
@@ -204,7 +251,7 @@ class Builder:
             fsync(self.work / name)
         os.rename(self.work, self.final)
         fsync(self.final.parent)
-        return self.name, kind
+        return {"name": self.name, "kind": kind, "files": sizes(self.final), "deleted": []}
 
     def abort(self) -> None:
         try:
@@ -216,7 +263,7 @@ class Builder:
 TABLES = ("documents", "sentences", "paragraphs", "refs", "citations", "passages")
 
 
-def merge(root: Path, parts: list[Segment], dimension: int, kind: str = "auto") -> tuple[str, str]:
+def merge(root: Path, parts: list[Segment], dimension: int, kind: str = "auto") -> dict:
     """One new segment holding the live documents of `parts`, their rows copied and their
     vectors reconstructed from the parts' FAISS files (never encoded again)."""
     out = Builder(root, dimension, kind)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from qa.errors import FootnoteError, IndexChanged
-from qa.index.generations import Generation, current, current_name
+from qa.errors import FootnoteError, IndexChanged, IndexDamaged
+from qa.index.generations import Generation, current, current_name, generation, generations
 from qa.index.snapshot import Snapshot, View
 
 log = logging.getLogger(__name__)
@@ -42,25 +42,52 @@ class Serving:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._follower: threading.Thread | None = None
+        self.fallback: str | None = None  # why an older generation serves (the newest is damaged)
+        self._damaged: str | None = None  # the CURRENT that named it, so it is not reopened every request
 
     def snapshot(self) -> Snapshot:
         """The serving generation, reopened when a newer one has been published."""
         snap = self._snapshot
         if snap is not None and (self._follower is not None
-                                 or snap.generation.path.name == current_name(self.index_dir)):
+                                 or current_name(self.index_dir) in (snap.generation.path.name, self._damaged)):
             return snap
         return self._open_current()
 
     def _open_current(self) -> Snapshot:
         name = current_name(self.index_dir)
         with self._lock:
-            if self._snapshot is None or self._snapshot.generation.path.name != name:
-                gen = current(self.index_dir, self.model)
-                self._snapshot = Snapshot(gen)
+            if self._snapshot is None or name not in (self._snapshot.generation.path.name, self._damaged):
+                try:
+                    gen = current(self.index_dir, self.model)
+                    snap = Snapshot(gen)
+                    self.fallback = self._damaged = None
+                except IndexDamaged as exc:
+                    snap = self._intact(exc)
+                    self._damaged, gen = name, snap.generation
+                self._snapshot = snap
                 log.info("serving generation %s", gen.path.name)
                 if self.on_open:
                     self.on_open(gen)
             return self._snapshot
+
+    def _intact(self, damage: IndexDamaged) -> Snapshot:
+        """The newest older generation that opens whole, when the published one is damaged; the
+        reason is kept in `fallback` (the sources page shows it).
+
+        Raises:
+            IndexDamaged: no generation opens.
+        """
+        for path in generations(self.index_dir):
+            try:
+                snap = Snapshot(generation(path, self.model))
+            except FootnoteError:
+                continue
+            if snap.generation.path.name != current_name(self.index_dir):
+                self.fallback = (f"the published generation is damaged ({damage}); serving the one before it, "
+                                 f"{path.name}, until `qa index` repairs it")
+                log.warning("%s", self.fallback)
+                return snap
+        raise damage
 
     def follow(self, interval: float = 0.25) -> None:
         """Open each newly published generation in a background thread; requests keep the open

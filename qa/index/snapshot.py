@@ -26,8 +26,7 @@ class Snapshot:
 
     def __init__(self, generation: Generation) -> None:
         self.generation = generation
-        self.segments = [seg.open_segment(generation.root, s["name"], s.get("deleted", ()), s.get("kind", "flat"))
-                         for s in generation.segments]
+        self.segments = [seg.open_segment(generation.root, s) for s in generation.segments]
         self._home = {doc: n for n, s in enumerate(self.segments) for doc in s.live}
 
     @property

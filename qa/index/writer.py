@@ -18,10 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from qa.errors import IndexLocked, IndexMismatch, IndexNotFound
+from qa.errors import IndexDamaged, IndexLocked, IndexMismatch, IndexNotFound
 from qa.index import segments as seg
 from qa.index import store
-from qa.index.generations import MANIFEST_FILE, SCHEMA_VERSION, UPGRADABLE, Generation, clean_leftovers, publish
+from qa.index.generations import (
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    UPGRADABLE,
+    Generation,
+    clean_leftovers,
+    current,
+    publish,
+)
 from qa.ingest.passages import Chunk
 from qa.records import Document
 
@@ -54,13 +62,22 @@ class IndexWriter:
         root: the index folder.
         previous: the serving generation (None to start an empty index).
         dimension: the vectors' dimension.
+        repair: leave out a segment that is damaged (its documents are then no longer served,
+            so an update adds them again from their files) instead of raising; `dropped` says why.
     """
 
-    def __init__(self, root: Path, previous: Generation | None, dimension: int, kind: str = "auto") -> None:
+    def __init__(self, root: Path, previous: Generation | None, dimension: int, kind: str = "auto",
+                 repair: bool = False) -> None:
         self.root, self.previous, self.dimension, self.kind = root, previous, dimension, kind
-        entries = previous.segments if previous else []
-        self.segments = [seg.open_segment(root, e["name"], e.get("deleted", ()), e.get("kind", "flat"))
-                         for e in entries]
+        self.dropped: list[str] = []
+        self.segments = []
+        for entry in previous.segments if previous else []:
+            try:
+                self.segments.append(seg.open_segment(root, entry))
+            except IndexDamaged as exc:
+                if not repair:
+                    raise
+                self.dropped.append(str(exc))
         self.deleted = [set(s.deleted) for s in self.segments]
         self._home = {doc: n for n, s in enumerate(self.segments) for doc in s.live}
         self.next_id = int(previous.manifest.get("next_passage_id", 1)) if previous else 1
@@ -113,11 +130,9 @@ class IndexWriter:
 
     def publish(self, manifest: dict[str, Any]) -> Generation:
         """Write the new segment, then a generation serving it beside the kept ones, then switch."""
-        entries = [{"name": s.name, "kind": s.kind, "deleted": sorted(self.deleted[n])}
-                   for n, s in enumerate(self.segments)]
+        entries = [s.entry(self.deleted[n]) for n, s in enumerate(self.segments)]
         if self._new is not None and self._new.documents:
-            name, kind = self._new.finish()
-            entries.append({"name": name, "kind": kind, "deleted": []})
+            entries.append(self._new.finish())
         elif self._new is not None:
             self._new.abort()
         self._new = None
@@ -128,7 +143,7 @@ class IndexWriter:
         return gen
 
     def _counts(self, entries: list[dict[str, Any]]) -> tuple[int, int]:
-        segs = [seg.open_segment(self.root, e["name"], e["deleted"], e["kind"]) for e in entries]
+        segs = [seg.open_segment(self.root, e) for e in entries]
         return sum(len(s.live) for s in segs), sum(s.passages for s in segs)
 
     def abort(self) -> None:
@@ -154,13 +169,28 @@ class IndexWriter:
                 picked = sorted(set(picked) | {n for n in range(len(segs)) if n != largest})
         if not picked:
             return None
-        name, kind = seg.merge(self.root, [segs[n] for n in picked], self.dimension, self.kind)
-        entries = [{"name": s.name, "kind": s.kind, "deleted": sorted(s.deleted)}
-                   for n, s in enumerate(segs) if n not in picked]
-        entries.append({"name": name, "kind": kind, "deleted": []})
+        merged = seg.merge(self.root, [segs[n] for n in picked], self.dimension, self.kind)
+        entries = [s.entry(s.deleted) for n, s in enumerate(segs) if n not in picked] + [merged]
         gen = publish(self.root, {**self.previous.manifest, "segments": entries})
         self.__init__(self.root, gen, self.dimension, self.kind)
         return gen
+
+
+def check(index_dir: str | os.PathLike) -> list[str]:
+    """What is damaged in the serving generation, one line a problem (`qa index --check`)."""
+    try:
+        gen = current(index_dir)
+    except IndexDamaged as exc:
+        return [str(exc)]
+    problems = []
+    for entry in gen.segments:
+        try:
+            problem = seg.check(seg.open_segment(gen.root, entry))
+        except IndexDamaged as exc:
+            problem = str(exc)
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def upgrade(index_dir: str | os.PathLike) -> Generation | None:
@@ -206,8 +236,9 @@ def upgrade(index_dir: str | os.PathLike) -> Generation | None:
             _add_paragraphs(work / seg.STORE_FILE)
             seg.fsync(work / seg.STORE_FILE)
             os.rename(work, root / seg.FOLDER / name)
-            seg.open_segment(root, name)  # the two halves agree, or this raises before anything is published
-            entries.append({**entry, "name": name})
+            entry = {**entry, "name": name, "files": seg.sizes(root / seg.FOLDER / name)}
+            seg.open_segment(root, entry)  # the two halves agree, or this raises before anything is published
+            entries.append(entry)
         return publish(root, {**manifest, "segments": entries, "roots": manifest.get("roots", []),
                                "next_passage_id": max(int(manifest.get("next_passage_id", 1)), last + 1)})
 

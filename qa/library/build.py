@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import index as ix
-from qa.errors import DiskFull, IndexMismatch, IndexNotFound
+from qa.errors import DiskFull, FootnoteError, IndexDamaged, IndexMismatch, IndexNotFound
 from qa.ingest import is_supported, unsupported
 from qa.ingest.passages import VERSION as CHUNKER_VERSION
 from qa.ingest.passages import Chunk
@@ -44,6 +44,7 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)  # links leading out of their folder, not followed
+    repaired: list[str] = field(default_factory=list)  # damage found and left behind (documents read again)
     encoded: int = 0
     documents: int = 0
     passages: int = 0
@@ -152,10 +153,11 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     files, roots = discover(paths, report)
     chunker = manifest(embedder, config)["chunker"]
     with ix.writer_lock(index_dir) as root:
-        previous = None if rebuild else _previous(index_dir, embedder, chunker)
-        writer = ix.IndexWriter(root, previous, embedder.dimension, config["vector_index"])
+        previous = None if rebuild else _previous(index_dir, embedder, chunker, report)
+        writer = ix.IndexWriter(root, previous, embedder.dimension, config["vector_index"], repair=True)
+        report.repaired += writer.dropped
         plan = _plan(writer.documents(), files, roots, set(remove), report)
-        if previous is not None and not plan.todo and not plan.removed:
+        if previous is not None and not plan.todo and not plan.removed and not report.repaired:
             report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]
             report.seconds = time.perf_counter() - t0
             return report  # nothing changed: nothing written
@@ -163,7 +165,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             one = len(plan.todo) < 2  # one file is parsed here: starting workers would cost more
             runner = ParsePool(0) if one else pool or shared()
             _apply(writer, plan, embedder, config, report, progress, runner)
-            if report.added or report.updated or report.removed:
+            if report.added or report.updated or report.removed or report.repaired:
                 known = previous.manifest.get("roots", []) if previous else []
                 gen = writer.publish({**manifest(embedder, config), "roots": list(dict.fromkeys(known + roots))})
                 report.published = True
@@ -210,11 +212,19 @@ def merge(index_dir: str | os.PathLike, vector_index: str = "auto") -> bool:
         return writer.merge(everything=True) is not None
 
 
-def _previous(index_dir, embedder: Embedder, chunker: dict) -> ix.Generation | None:
+def _previous(index_dir, embedder: Embedder, chunker: dict, report: BuildReport) -> ix.Generation | None:
+    """The generation an update starts from: the published one, or when `CURRENT` or its manifest
+    is damaged, the newest that reads (noted in `report.repaired`)."""
     try:
         gen = ix.current(index_dir, embedder.name)
     except IndexNotFound:
         return None
+    except IndexDamaged as exc:
+        gen = next((g for g in map(_readable, ix.generations(index_dir)) if g is not None), None)
+        report.repaired.append(f"{exc}; " + (f"updated from {gen.path.name}" if gen else
+                                             "no generation reads whole: every file is read again"))
+        if gen is None:
+            return None
     if ix.encoder_backend(gen.manifest) != embedder.backend:
         raise IndexMismatch(f"the index at {index_dir}/ was encoded with the {ix.encoder_backend(gen.manifest)} "
                             f"backend, not {embedder.backend}; vectors of two backends do not mix: rebuild it "
@@ -223,6 +233,13 @@ def _previous(index_dir, embedder: Embedder, chunker: dict) -> ix.Generation | N
         raise IndexMismatch(f"the index at {index_dir}/ was chunked with {gen.manifest.get('chunker')}, the "
                             f"settings say {chunker}; rebuild it with `qa index --rebuild`")
     return gen
+
+
+def _readable(path: Path) -> ix.Generation | None:
+    try:
+        return ix.generation(path)
+    except FootnoteError:
+        return None
 
 
 @dataclass

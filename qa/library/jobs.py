@@ -61,7 +61,7 @@ class ReindexJob:
             update = {"state": "done", "summary": report.summary(), "published": report.published,
                       "errors": [{"path": p, "error": why} for p, why in report.failed],
                       "added": report.added, "updated": report.updated, "removed": report.removed,
-                      "not_followed": report.outside}
+                      "not_followed": report.outside, "repaired": report.repaired}
         except FootnoteError as exc:
             update = {"state": "failed", "summary": str(exc)}
         except Exception as exc:  # a crash must still end the job visibly; the serving index is intact

@@ -35,7 +35,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("encoder_threads", 0, "onnxruntime threads for the encoder (0: one per physical core).", least=0),
     Setting("vector_index", "auto", "FAISS index of each segment: auto (exhaustive search up to 50,000 passages, IVF "
                                     "beyond), flat, ivf or hnsw. Applies to segments written from then on."),
-    Setting("chunk_chars", 700, "Largest passage size in characters (a longer single sentence stays whole).",
+    Setting("chunk_chars", 700, "Largest passage size in characters (a longer sentence is cut into passages "
+                                "of this size, at clause marks, then spaces).",
             least=100),
     Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages.", least=0),
     Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported.", least=0.001),

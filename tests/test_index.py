@@ -369,7 +369,7 @@ def test_a_damaged_index_is_one_line_naming_the_file_and_qa_index_repairs_it(tmp
     gen = ix.current(tmp_path / "idx")
     damage(tmp_path / "idx", gen.path, tmp_path / "idx" / seg.FOLDER / gen.segments[0]["name"])
     r = qa_popen("ask", QUESTION, "--index", str(tmp_path / "idx"))
-    out, err = r.communicate(timeout=300)
+    _, err = r.communicate(timeout=300)
     if names == "CURRENT":  # the generation itself is whole: it serves, with a warning
         assert r.returncode == 0 and "damaged" in err and names in err and "Traceback" not in err
     else:  # the only generation is damaged: one line naming the file

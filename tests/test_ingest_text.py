@@ -9,7 +9,9 @@ import pytest
 from qa.ingest import front_matter, read_document
 from qa.ingest import markdown as md
 from qa.ingest import text as txt
+from qa.ingest.passages import chunk
 from qa.ingest.reference_lists import parse_entry
+from qa.ingest.sentences import MAX_SENTENCE
 from qa.records import Document
 from tests.conftest import DATA, SEED
 
@@ -170,3 +172,39 @@ def test_sentence_splitter_on_abbreviations():
 def test_every_fixture_offset_is_exact(corpus_dir: Path):
     for f in corpus_dir.iterdir():
         assert_offsets(read_document(f, 2**24))
+
+
+def test_passages_keep_paragraphs_and_overlap_and_cut_only_an_overlong_sentence():
+    para = " ".join(f"Sentence {i} of the first paragraph says a little." for i in range(30))
+    doc = parse(para + "\n\nA second paragraph.\n")
+    chunks = chunk(doc, max_chars=300, overlap=1)
+    assert all(c.end - c.start <= 300 for c in chunks)
+    assert chunks[-1].first_sentence == chunks[-1].last_sentence == len(doc.sentences) - 1  # its own paragraph
+    firsts = [c.first_sentence for c in chunks[:-1]]
+    assert all(b == a_last for a_last, b in zip([c.last_sentence for c in chunks[:-2]], firsts[1:], strict=True))
+    for c in chunks:
+        assert doc.text[c.start:c.end] == doc.text[c.start:c.end].strip()
+
+
+def test_an_overlong_sentence_is_cut_at_clauses_then_spaces_with_exact_offsets():
+    clauses = ", ".join(f"clause {i} names a thing" for i in range(400))  # ~9,000 characters, no full stop
+    doc = parse(clauses + "\n\nShort one. " + "x" * 2500 + "\n")
+    assert max(s.end - s.start for s in doc.sentences) <= MAX_SENTENCE
+    for s in doc.sentences:
+        piece = doc.text[s.start:s.end]
+        assert piece == piece.strip() and piece
+    long_pieces = [doc.text[s.start:s.end] for s in doc.sentences if s.paragraph == 0]
+    assert all(p.endswith(",") for p in long_pieces[:-1])  # cut after a clause mark
+    assert " ".join(long_pieces) == clauses  # nothing lost or repeated
+    chunks = chunk(doc, max_chars=700, overlap=1)
+    assert max(c.end - c.start for c in chunks) <= 700
+    assert {c.first_sentence for c in chunks} == set(range(len(doc.sentences)))
+    x_sentences = [s for s in doc.sentences if doc.text[s.start] == "x"]
+    assert [s.end - s.start for s in x_sentences] == [2000, 500]  # no space to cut at: cut at the limit
+
+
+def test_five_megabytes_on_one_line_become_bounded_sentences_and_passages():
+    text = "lorem ipsum dolor sit amet " * 200_000  # 5.4 MB, one line, no full stop
+    doc = parse(text)
+    assert max(s.end - s.start for s in doc.sentences) <= MAX_SENTENCE and len(doc.sentences) > 2000
+    assert max(c.end - c.start for c in chunk(doc, 700, 1)) <= 700

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -391,3 +392,24 @@ def test_a_full_disk_is_one_line_and_the_index_serves_as_before(tmp_path: Path, 
     r = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(big), "--index", str(small_disk / "idx")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "is full" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_index_cut_by_an_older_chunker_is_cut_again_on_update_keeping_its_vectors(tmp_path: Path, embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("Puffins dig burrows on grassy slopes. They return each April.\n")
+    elsewhere = tmp_path / "b.txt"
+    elsewhere.write_text("Guillemots nest on bare rock ledges.\n")
+    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe.library.index([str(src)])
+    pipe.library.index([str(elsewhere)])
+    before = stored(pipe)
+    gen = ix.current(pipe.index_dir)
+    old = {**gen.manifest, "chunker": {**gen.manifest["chunker"], "version": 2}}
+    (gen.path / ix.MANIFEST_FILE).write_text(json.dumps(old))
+    calls = embedder.calls
+    report = pipe.library.index([str(src)])  # b.txt is not named: it is read again from where it was found
+    assert report.rechunked and sorted(report.updated) == ["b.txt", "src/a.txt"] and report.encoded == 0
+    assert embedder.calls == calls and "passages cut again" in report.summary()
+    assert ix.current(pipe.index_dir).manifest["chunker"]["version"] == 3 and stored(pipe)[:2] == before[:2]
+    assert pipe.library.index([str(src)]).unchanged == ["src/a.txt"]  # and then nothing more to do

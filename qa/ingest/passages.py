@@ -1,14 +1,17 @@
-"""Group sentences into passages of bounded size, with overlap, never cutting a sentence."""
+"""Group sentences into passages of bounded size, with overlap; only a sentence longer than a
+passage is cut (at clause marks, then whitespace), into passages of its own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qa.ingest.sentences import pieces
 from qa.records import Document
 
 # Recorded in the index manifest: an index cut by another version is refused with a rebuild hint.
 # 2: passages end at paragraph breaks as well as at section changes.
-VERSION = 2
+# 3: a sentence longer than `max_chars` is cut into passages of at most `max_chars`.
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ def chunk(doc: Document, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
 
     Args:
         doc: the parsed document.
-        max_chars: the largest passage (a single longer sentence is still one passage).
+        max_chars: the largest passage (a longer sentence is cut into passages of this size,
+            each naming that one sentence).
         overlap: sentences repeated at the start of the next passage.
 
     Returns:
@@ -50,7 +54,10 @@ def chunk(doc: Document, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
         j = i
         while j + 1 < len(sents) and sents[j + 1].end - sents[i].start <= max_chars and joined(j, j + 1):
             j += 1
-        out.append(Chunk(sents[i].start, sents[j].end, i, j))
+        if j == i and sents[i].end - sents[i].start > max_chars:
+            out += [Chunk(a, b, i, i) for a, b in pieces(doc.text, sents[i].start, sents[i].end, max_chars)]
+        else:
+            out.append(Chunk(sents[i].start, sents[j].end, i, j))
         if j + 1 >= len(sents):
             break
         i = max(j + 1 - overlap, i + 1) if joined(j, j + 1) else j + 1

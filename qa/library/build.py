@@ -45,6 +45,7 @@ class BuildReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)  # links leading out of their folder, not followed
     repaired: list[str] = field(default_factory=list)  # damage found and left behind (documents read again)
+    rechunked: bool = False  # the passages were cut another way: every served document was read again
     encoded: int = 0
     documents: int = 0
     passages: int = 0
@@ -55,7 +56,7 @@ class BuildReport:
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged, {len(self.failed)} failed; index has "
                 f"{self.documents} documents, {self.passages} passages ({self.encoded} passages encoded, "
-                f"{self.seconds:.1f} s)")
+                f"{self.seconds:.1f} s)" + ("; passages cut again (the chunking changed)" if self.rechunked else ""))
 
 
 def display_path(path: Path) -> str:
@@ -156,7 +157,12 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         previous = None if rebuild else _previous(index_dir, embedder, chunker, report)
         writer = ix.IndexWriter(root, previous, embedder.dimension, config["vector_index"], repair=True)
         report.repaired += writer.dropped
-        plan = _plan(writer.documents(), files, roots, set(remove), report)
+        served = writer.documents()
+        report.rechunked = previous is not None and previous.manifest.get("chunker") != chunker
+        if report.rechunked:  # every served document is cut again, its unchanged passages keep their vectors
+            files += [Source(Path(src), src, shown) for src, (_, _, shown) in served.items()
+                      if src not in {f.source for f in files} and os.path.isfile(src)]
+        plan = _plan(served, files, roots, set(remove), report, again=report.rechunked)
         if previous is not None and not plan.todo and not plan.removed and not report.repaired:
             report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]
             report.seconds = time.perf_counter() - t0
@@ -229,9 +235,6 @@ def _previous(index_dir, embedder: Embedder, chunker: dict, report: BuildReport)
         raise IndexMismatch(f"the index at {index_dir}/ was encoded with the {ix.encoder_backend(gen.manifest)} "
                             f"backend, not {embedder.backend}; vectors of two backends do not mix: rebuild it "
                             f"with `qa index --rebuild`")
-    if gen.manifest.get("chunker") != chunker:
-        raise IndexMismatch(f"the index at {index_dir}/ was chunked with {gen.manifest.get('chunker')}, the "
-                            f"settings say {chunker}; rebuild it with `qa index --rebuild`")
     return gen
 
 
@@ -253,8 +256,8 @@ class _Plan:
 
 
 def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list[str], remove: set[str],
-          report: BuildReport) -> _Plan:
-    """Hash the files and compare with the served documents."""
+          report: BuildReport, again: bool = False) -> _Plan:
+    """Hash the files and compare with the served documents (`again`: read even unchanged ones)."""
     todo, seen = [], set()
     for f in files:
         seen.add(f.source)
@@ -265,7 +268,7 @@ def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list
         except OSError as exc:
             report.failed.append((f.shown, f"cannot read file ({exc.strerror or exc})"))
             continue
-        if f.source in old and old[f.source][1] == sha:
+        if f.source in old and old[f.source][1] == sha and not again:
             report.unchanged.append(f.shown)
         else:
             todo.append((f, sha))

@@ -1,99 +1,266 @@
-"""Markdown: headings become sections, `[^id]` footnotes link explicitly to their definitions."""
+"""Markdown: headings become sections, `[^id]` footnotes link explicitly to their definitions.
+
+The source is read as CommonMark by markdown-it-py (linear in the input: a heading padded with
+spaces or a run of emphasis openers costs no more than prose), with pipe tables, strikethrough
+and the footnote plugin of mdit-py-plugins. Walking its tokens:
+
+- headings become sections; paragraphs, list items, block quotes and table rows become
+  paragraphs of prose, fed to `qa.ingest.text.feed`, so the inline citation forms of plain text
+  (`[1]`, `[^1]: 12` locators, `[a]`, maintenance tags dropped) read the same here, except
+  inside inline code (`a[1]` is code) or when escaped (`\\[1\\]`);
+- a table is not run together as prose: each row is its own paragraph, its non-empty cells
+  joined by " | " (header row included, so a row reads as the table shows it);
+- links keep their words (reference-style `[words][1]` with a `[1]: http://...` definition is
+  a link, never a citation, and the definition is not text); images keep their alt text;
+  inline code keeps its text; emphasis marks and HTML tags go (`<br>` is a space); code blocks,
+  raw `<script>`/`<style>`/`<pre>` blocks and HTML comments are left out;
+- a footnote definition `[^id]: ...` is a reference wherever it stands, with everything that
+  belongs to it (indented continuation lines and paragraphs); a marker whose label has no
+  definition is left as text `[^id]` for `feed`, and so becomes an unresolved citation;
+- a closing run of reference headings and entries ("References", then "1. ^ ..." or a numbered
+  list under that heading) is the reference list, read by `qa.ingest.reference_lists`.
+
+Reference text is the note rendered as plain text, whitespace normalised; a link inside it keeps
+its target after its words (`words <https://...>`) so the reference's `url` field can be read.
+Containers nested deeper than markdown-it's limit (20 levels) are not read.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.footnote import footnote_plugin
 
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reference_lists import build_references, is_heading, parse_entry
-from qa.ingest.text import feed
+from qa.ingest.reference_lists import Entry, build_references, is_heading, parse_entry
+from qa.ingest.text import MARKER, feed
 from qa.records import Document
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_SETEXT = re.compile(r"^(=+|-+)\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"(?<!\^)\[([^\]^][^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1")
-_BULLET = re.compile(r"^\s*[-*+]\s+")
-_NUMBERED = re.compile(r"^\s*\d{1,4}[.)]\s+")
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_MD = (MarkdownIt("commonmark", {"maxNesting": 20, "store_labels": True})
+       .enable(["table", "strikethrough"])
+       .disable("text_join")  # keeps backslash escapes and entities apart: `\\[1\\]` is no marker
+       # definitions stay where they stand (in source order, referenced or not); `^[...]` is prose
+       .use(footnote_plugin, inline=False, move_to_end=False))
+# HTML blocks whose content is not prose: script, style, pre, textarea, comments, <!DOCTYPE>, <?...?>.
+_RAW_HTML = re.compile(r"\s*<(?:[!?]|(?:script|style|pre|textarea)(?:[\s>]|$))", re.I)
+_BREAK = re.compile(r"<br\b", re.I)
+_WEB = re.compile(r"https?://", re.I)
+
+_CODE = "\x00"
+_PROSE, _PLAIN, _NOTE = "prose", "plain", "note"  # markers kept / dropped / dropped, link targets kept
 
 
-def inline(text: str) -> str:
-    """Markdown inline markup to plain prose (links keep their words; emphasis marks go)."""
-    text = _IMAGE.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    text = _HTML_TAG.sub("", text)
-    for _ in range(2):  # nested emphasis such as ***x***
-        text = _EMPHASIS.sub(r"\2", text)
-    return text.replace("\\", "")
+@dataclass
+class Block:
+    """One heading or paragraph: `prose` carries citation markers for `feed_prose`; `note` is how it
+    reads as a reference entry; `number` is its ordered-list item number, if it opens one."""
+
+    kind: str
+    prose: str
+    note: str
+    line: int
+    number: str | None = None
 
 
-def blocks(body: str) -> list[tuple[str, str]]:
-    """Split Markdown into ("heading"|"para"|"note", text) blocks; code blocks are left out."""
-    out: list[tuple[str, str]] = []
-    para: list[str] = []
-    in_fence = False
-    lines = body.split("\n")
+def render(tokens: list[Token], mode: str = _PROSE, cited: dict[str, str] | None = None) -> str:
+    """Inline tokens to plain text.
 
-    def flush() -> None:
-        if para:
-            out.append(("para", " ".join(para)))
-            para.clear()
+    Args:
+        tokens: an inline token's children.
+        mode: "prose" writes footnote markers as `[^id]`, a bare `[1]` that has a link
+            definition as the marker `[1]`, and fences inline code and escaped characters with
+            NULs (for `feed_prose`);
+            "plain" drops markers; "note" drops them and writes each web link's target after
+            its words.
+        cited: in "prose" mode, collects link definition label -> marker for such markers.
 
-    for i, line in enumerate(lines):
-        if _FENCE.match(line):
-            flush()
-            in_fence = not in_fence
+    Returns:
+        The text, whitespace not yet normalised.
+    """
+    out: list[str] = []
+    links: list[tuple[str, int, str | None]] = []  # open links: target, where their words start, label
+    for tok in tokens:
+        kind = tok.type
+        if kind == "text":
+            out.append(tok.content)
+        elif kind in ("code_inline", "text_special"):  # fenced by NULs (none are left in the source)
+            out.append(f"{_CODE}{tok.content}{_CODE}" if mode == _PROSE else tok.content)
+        elif kind in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif kind == "image":  # its children are the alt text
+            out.append(render(tok.children or [], mode, cited))
+        elif kind == "footnote_ref" and mode == _PROSE:
+            out.append(f"[^{tok.meta['label']}]")
+        elif kind == "html_inline" and _BREAK.match(tok.content):
+            out.append(" ")
+        elif kind == "link_open":
+            links.append((str(tok.attrs.get("href", "")), len(out), tok.meta.get("label")))
+        elif kind == "link_close" and links:
+            href, start, label = links.pop()
+            words = "".join(out[start:])
+            marker = _numbered_citation(words, label)
+            if marker and mode == _PROSE:
+                out[start:] = [f"[{marker}]"]
+                if cited is not None and label:
+                    cited[label] = marker
+            elif mode == _NOTE and _WEB.match(href) and href not in words:
+                out.append(f" <{href}>")
+    return "".join(out)
+
+
+def _numbered_citation(words: str, label: str | None) -> str | None:
+    """The marker of a reference link written as a bare marker, `Claim [1].` with `[1]: http://...`
+    defined (words and label the same `[1]`, `[a]`, `[note 1]`), else None: `[words][1]` is a link."""
+    if not label or words.strip().lower() != label.lower():
+        return None
+    m = MARKER.fullmatch(f"[{words.strip()}]")
+    return m.group("id") if m else None
+
+
+def blocks(body: str) -> tuple[list[Block], list[tuple[int, Entry]]]:
+    """Read Markdown into headings and paragraphs, and footnote definitions with their lines.
+
+    Code blocks and raw HTML blocks are left out; each table row is one paragraph. A link
+    definition cited as a bare marker (`[1]: https://...` for `Claim [1].`) is a reference too.
+    """
+    env: dict[str, Any] = {}
+    cited: dict[str, str] = {}  # link definition label -> the marker that cites it
+    out: list[Block] = []
+    notes: list[tuple[int, Entry]] = []
+    open_notes: list[tuple[str, int, list[str]]] = []  # label, line, text parts (definitions may nest)
+    row: list[tuple[str, str]] | None = None  # the cells of the table row being read
+    row_line = 0
+    number: str | None = None  # the ordered-list item whose first paragraph is next
+    in_heading = False
+    for tok in _MD.parse(body, env):
+        kind, line = tok.type, tok.map[0] if tok.map else 0
+        if kind == "footnote_reference_open":
+            open_notes.append((tok.meta["label"], line, []))
+        elif kind == "footnote_reference_close":
+            label, start, parts = open_notes.pop()
+            if text := _squash(" ".join(parts)):
+                notes.append((start, Entry(label, 1, text)))
+        elif kind == "list_item_open":
+            number = tok.info or None  # "" for a bullet item
+        elif kind == "heading_open":
+            in_heading = True
+        elif kind == "heading_close":
+            in_heading = False
+        elif kind == "tr_open":
+            row, row_line = [], line
+        elif kind == "tr_close":
+            cells = [(prose, note) for prose, note in row or [] if prose.strip()]
+            if cells:
+                out.append(Block("para", " | ".join(p for p, _ in cells), " | ".join(n for _, n in cells), row_line))
+            row = None
+        elif kind in ("inline", "html_block"):
+            children = (tok.children or []) if kind == "inline" else _html_children(tok.content, env)
+            if open_notes:
+                open_notes[-1][2].append(render(children, _NOTE))
+            elif row is not None:
+                row.append((render(children, _PROSE, cited), render(children, _NOTE)))
+            elif in_heading:
+                out.append(Block("heading", render(children, _PLAIN), render(children, _PLAIN), line))
+                number = None
+            else:
+                out.append(Block("para", render(children, _PROSE, cited), render(children, _NOTE), line, number))
+                number = None
+    for label, marker in cited.items():
+        ref = env["references"][label]
+        text = f"{ref['title']} <{ref['href']}>" if ref.get("title") else ref["href"]
+        notes.append((ref.get("map", [len(body)])[0], Entry(marker, 1, text)))  # no line known: last
+    return out, notes
+
+
+def _html_children(html: str, env: dict[str, Any]) -> list[Token]:
+    """An HTML block's inline content (tags become html_inline tokens), or none for raw blocks."""
+    if _RAW_HTML.match(html):
+        return []
+    return _MD.parseInline(html, env)[0].children or []
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def reference_tail(parts: list[Block]) -> tuple[int, bool]:
+    """Where the closing run of reference headings and entries starts, and whether a reference
+    heading ("References", "Notes", ...) opens part of it.
+
+    Walks back from the end as `qa.ingest.text.split_reference_section` does: a numbered list
+    item that is not an entry by itself may still be one if a reference heading stands above it.
+    """
+    cut, under_heading = len(parts), False
+    for i in range(len(parts) - 1, -1, -1):
+        b = parts[i]
+        if is_heading(b.note):  # a Markdown heading, or a paragraph that is only "References"
+            cut, under_heading = i, True
+        elif b.kind == "para" and parse_entry(_entry_text(b)):
+            cut = i
+        elif b.kind == "para" and b.number is not None:
             continue
-        if in_fence:
-            continue
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if m := _HEADING.match(line):
-            flush()
-            out.append(("heading", m.group(2)))
-        elif line.strip() and _SETEXT.match(nxt) and not para:
-            out.append(("heading", line.strip()))
-        elif _SETEXT.match(line) and out and out[-1][0] == "heading":
-            continue
-        elif not line.strip():
-            flush()
-        elif line.lstrip().startswith("[^") and parse_entry(line):
-            flush()
-            para.append(line.strip())
-        elif _BULLET.match(line) or _NUMBERED.match(line):
-            flush()  # a numbered item keeps its number: it may label a reference entry
-            para.append(_BULLET.sub("", line).strip())
-        elif line.startswith(("    ", "\t")) and not para:
-            continue  # indented code block
         else:
-            para.append(line.strip().lstrip("> ").strip())
-    flush()
-    return out
+            break
+    return cut, under_heading
+
+
+def _entry_text(b: Block) -> str:
+    return f"{b.number}. {b.note}" if b.number is not None else b.note
+
+
+class _Within:
+    """The builder as `feed` sees it for a piece of a paragraph: it cannot close the paragraph."""
+
+    def __init__(self, builder: DocumentBuilder) -> None:
+        self._builder = builder
+
+    def paragraph(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._builder, name)
+
+
+def feed_prose(builder: DocumentBuilder, prose: str) -> None:
+    """Add one paragraph rendered in "prose" mode: markers become citations, except inside
+    inline code and escapes (`a[1]` and `\\[1\\]` are text, not citations)."""
+    for i, piece in enumerate(prose.split(_CODE)):
+        if i % 2:
+            builder.text(piece)
+        else:
+            feed(_Within(builder), piece)  # type: ignore[arg-type]
+    builder.paragraph()
 
 
 def parse(body: str, path: str, title: str, meta: dict[str, str]) -> Document:
     """Parse Markdown into a Document (see `qa.ingest.text` for the citation forms).
 
-    Footnote definitions are taken wherever they stand; a closing run of reference headings
-    and entries ("References" then "1. ^ ...") is the reference list; the rest is prose.
+    Args:
+        body: the decoded file, front matter already removed.
+        path, title, meta: how the document is named and described.
+
+    Returns:
+        The Document; footnote definitions and the closing reference list are its references,
+        in source order.
     """
-    parts = blocks(body)
-    cut = len(parts)
-    while cut and (is_heading(parts[cut - 1][1]) or parse_entry(parts[cut - 1][1])):
-        cut -= 1
-    under_heading = any(kind == "heading" for kind, _ in parts[cut:])
+    parts, notes = blocks(body)
+    cut, under_heading = reference_tail(parts)
     builder = DocumentBuilder()
-    entries = []
-    for i, (kind, text) in enumerate(parts):
-        entry = parse_entry(text, numbered_ok=under_heading) if kind == "para" else None
-        if i >= cut or (entry and text.lstrip().startswith("[^")):
-            if entry:
-                entries.append(entry)
-        elif kind == "heading":
-            builder.heading(inline(text))
+    entries = list(notes)
+    for i, b in enumerate(parts):
+        entry = parse_entry(_entry_text(b), numbered_ok=under_heading) if i >= cut and b.kind == "para" else None
+        if entry:
+            entries.append((b.line, entry))
+        elif i >= cut and is_heading(b.note):
+            continue  # the list's own heading
+        elif b.kind == "heading":
+            builder.heading(b.prose)
         else:
-            feed(builder, inline(text))
-    refs, link = build_references(entries, builder.markers())
+            feed_prose(builder, b.prose)  # also a numbered item after entries with no heading above
+    entries.sort(key=lambda pair: pair[0])
+    refs, link = build_references([e for _, e in entries], builder.markers())
     return builder.build(path, title, "markdown", refs, link, meta)

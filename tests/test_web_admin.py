@@ -230,3 +230,20 @@ def test_reindex_while_serving_has_no_failed_requests(tmp_path: Path, embedder):
     assert len(answers) > before
     assert not first["answered"] or "Lake Vorsk" not in first["answer"]["evidence"][-1]["sentence"]
     assert after["answered"] and "Lake Vorsk" in after["answer"]["evidence"][-1]["sentence"]
+
+
+def test_a_browser_reindex_from_another_working_folder_adds_no_duplicates(tmp_path: Path, embedder, monkeypatch):
+    project = tmp_path / "project"
+    (project / "sources").mkdir(parents=True)
+    (project / "sources" / "herons.txt").write_text("Grey herons nest in colonies called heronries.\n")
+    monkeypatch.chdir(project)
+    make_pipeline(Path("idx"), embedder).library.index(["sources"])  # as `qa index sources` run there
+    before = make_pipeline(project / "idx", embedder).library.documents()[0]
+    monkeypatch.chdir(tmp_path)  # the server starts somewhere else
+    pipe = make_pipeline(project / "idx", embedder, admin_token=TOKEN)
+    c = create_app(test_config={"TESTING": True}, pipeline=pipe).test_client()
+    assert c.post("/api/reindex", headers=AUTH).status_code == 202
+    status = wait_done(lambda: c.get("/api/reindex", headers=AUTH).get_json())
+    assert status["state"] == "done" and not status["added"] and not status["removed"], status
+    after = c.get("/api/sources").get_json()
+    assert after["total"] == 1 and [d["id"] for d in after["documents"]] == [d["id"] for d in before]

@@ -208,3 +208,11 @@ def test_five_megabytes_on_one_line_become_bounded_sentences_and_passages():
     doc = parse(text)
     assert max(s.end - s.start for s in doc.sentences) <= MAX_SENTENCE and len(doc.sentences) > 2000
     assert max(c.end - c.start for c in chunk(doc, 700, 1)) <= 700
+
+
+def test_a_long_run_without_spaces_is_cut_without_the_sentence_splitter():
+    # nupunkt's time grows with the square of such a run; it is cut into pieces of its own
+    doc = parse("Before it. " + "!" * 300_000 + " After it.\n")
+    texts = [doc.sentence_text(i) for i in range(len(doc.sentences))]
+    assert texts[0] == "Before it." and texts[-1] == "After it." and set(texts[1:-1]) == {"!" * 2000}
+    assert len(texts) == 152

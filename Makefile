@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test train-reader calibrate run index test lint bench bench-scale inspect-eval eval screenshots chromium latency clean
+.PHONY: install install-test train-reader calibrate run index test lint bench bench-scale inspect-eval eval screenshots chromium latency load clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -73,6 +73,13 @@ bench: install
 # One size: make bench-scale ARGS="--passages 200000 --keep DIR --json"
 bench-scale: install
 	$(PY) scripts/bench_scale.py $(ARGS)
+
+# /api/ask under load: `qa serve` on loopback with 2, 16 and 32 clients for 60 s each, then 16 during a reindex
+# that publishes (sources/ plus the public SQuAD contexts when ../shared/eval is here). Prints requests/s,
+# p50/p95/p99, errors, wrong answers and peak RSS; fails on any error or wrong answer.
+# Shorter: make load ARGS="--seconds 10"; figures as JSON: ARGS="--json"
+load: install
+	$(PY) scripts/load.py --file $(EVAL)/squad/squad_v2.0_dev_subset.json $(ARGS)
 
 # Answer quality on the public SQuAD 2.0, SQuAD 1.1 and CLAPNQ files, read in place from ../shared/eval
 # (the README's Quality section has the figures; each run indexes its file in a temporary folder).

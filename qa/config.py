@@ -64,6 +64,10 @@ SETTINGS: tuple[Setting, ...] = (
                                  "the `host` setting; * answers to any, for use behind a proxy that checks Host)."),
     Setting("port", 5000, "Port `qa serve` listens on.", least=0, most=65535),
     Setting("threads", 8, "Worker threads of the web server.", least=1),
+    Setting("queue_limit", 64, "Questions the web server holds at once, being answered or waiting their turn; one "
+                               "more gets 503 with Retry-After: 1.", least=1),
+    Setting("question_seconds", 30.0, "Longest a question may search and read (its wait in the queue not "
+                                      "counted); a longer one is abandoned with a 503.", least=0.001),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

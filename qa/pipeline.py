@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qa import config as cfg
-from qa.errors import BadRequest, EmptyQuery, QueryTooLong
+from qa.errors import BadRequest, EmptyQuery, QueryTooLong, QuestionTimeout
 from qa.index import Generation, Serving, Snapshot, View, encoder_backend
 from qa.library.library import Library
 from qa.models.encoder import Embedder, load_embedder
@@ -58,6 +58,11 @@ class Models:
             if self._cross is None:
                 self._cross = CrossEncoder()
             return self._cross
+
+    def loaded(self) -> dict[str, bool]:
+        """Which networks are loaded now (asking does not load them; `/api/health` reports it)."""
+        return {"encoder": bool(self._embedders), "cross_encoder": self._cross is not None,
+                "span_model": self._span is not None}
 
     def span_model(self) -> SpanModel:
         """The shipped span model, or the `reader` setting's Hugging Face folder."""
@@ -118,22 +123,37 @@ class Pipeline:
             raise QueryTooLong(f"the question is {len(q)} characters long; the limit is {limit}")
         return q
 
-    def ask(self, question: str) -> Result:
+    def ask(self, question: str, seconds: float | None = None) -> Result:
         """Answer a question from the sources, or abstain.
+
+        Args:
+            question: the question, or a statement to find the source of.
+            seconds: the longest search and reading may take (default: the `question_seconds`
+                setting). Threads cannot be stopped, so the stages check it between them
+                (search, rerank batches, reading, answering) and a late one stops at the next.
 
         Raises:
             EmptyQuery, QueryTooLong: the question is not usable.
             IndexNotFound, IndexMismatch: there is no usable index.
+            QuestionTimeout: the question took longer than `seconds`.
         """
         q = self.check_question(question)
         self.models.cross_encoder(), self.models.span_model()  # loaded before the clock starts
         self.embedder_of(self.serving.snapshot())
+        limit = self.config["question_seconds"] if seconds is None else seconds
+        deadline = time.monotonic() + limit
+
+        def check() -> None:
+            if time.monotonic() > deadline:
+                raise QuestionTimeout(f"the question took longer than {limit:g} s to answer; try a shorter or "
+                                      "more specific question")
 
         def work(snap: Snapshot, view: View) -> Result:
             t0 = time.perf_counter()
-            hits = self.searcher.search(snap, view, self.embedder_of(snap), q)
+            hits = self.searcher.search(snap, view, self.embedder_of(snap), q, check)
             t1 = time.perf_counter()
-            reading = self.reader.read(view, q, hits)
+            reading = self.reader.read(view, q, hits, check)
+            check()
             answer = self.reader.answer(view, q, reading)
             t2 = time.perf_counter()
             timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}

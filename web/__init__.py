@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from qa import Pipeline, load
-from web import admin, ask, errors, formats, sources
+from web import admin, ask, errors, formats, health, sources
 from web.server import serve
 
 __all__ = ["create_app", "serve"]
@@ -65,6 +65,7 @@ def create_app(index_path: str | None = None, test_config: Mapping[str, Any] | N
     app.register_blueprint(ask.bp)
     app.register_blueprint(sources.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(health.bp)
     errors.register(app)
     formats.register(app)
     return app

@@ -13,6 +13,25 @@ from qa.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+def waitress_options(config: dict[str, Any]) -> dict[str, int]:
+    """Waitress's worker threads and connection limit for these settings.
+
+    Every question the app may hold (`queue_limit`) gets a worker, so it waits in the app's
+    bound (`web.ask.Questions`, reported by /api/health) and never in waitress's own queue;
+    `threads` more serve refusals, /api/health and the other pages. Idle keep-alive connections
+    count against connection_limit too, so it is twice the workers (at least waitress's 100):
+    a client past the bound is accepted and told 503, not left waiting for accept().
+
+    Args:
+        config: settings; `threads` and `queue_limit` are read.
+
+    Returns:
+        `threads` and `connection_limit` for `waitress.create_server`.
+    """
+    workers = int(config["threads"]) + int(config["queue_limit"])
+    return {"threads": workers, "connection_limit": max(100, 2 * workers)}
+
+
 def serve(config: dict[str, Any]) -> None:
     """Load the model, open the index and serve until interrupted (used by `qa serve`).
 
@@ -20,8 +39,8 @@ def serve(config: dict[str, Any]) -> None:
     or a busy port is said at once, in one line; connections made while the models load wait.
 
     Args:
-        config: settings from `qa.load`; `host`, `port` and `threads` choose how to listen,
-            the rest builds the Pipeline.
+        config: settings from `qa.load`; `host`, `port`, `threads` and `queue_limit` choose
+            how to listen (`waitress_options`), the rest builds the Pipeline.
 
     Raises:
         ConfigError: the address cannot be listened on, or a setting is refused.
@@ -32,7 +51,7 @@ def serve(config: dict[str, Any]) -> None:
     app = create_app(pipeline=pipeline)
     host, port = config["host"], int(config["port"])
     try:
-        server = create_server(app, host=host, port=port, threads=int(config["threads"]), ident="footnote")
+        server = create_server(app, host=host, port=port, ident="footnote", **waitress_options(config))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another `qa serve`? "
                           "choose another --port)") from exc

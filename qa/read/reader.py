@@ -86,13 +86,19 @@ class Reader:
         self.span_model, self.cross_encoder = span_model, cross_encoder
         self.answer_passages, self.min_support, self.calibration = answer_passages, min_support, calibration
 
-    def read(self, view: View, question: str, hits: tuple[PassageHit, ...]) -> Reading:
+    def read(self, view: View, question: str, hits: tuple[PassageHit, ...],
+             check: Callable[[], None] | None = None) -> Reading:
         """Read the top `answer_passages` of the ranked hits (and the next while within CLOSE of
         the top one) in windows of whole sentences.
 
         The evidence is the sentence that holds the best span, so an answer in the sentence
         after the one that repeats the question's words is found where it is. A question that
-        is one of those sentences, pasted, is answered with that sentence and not read."""
+        is one of those sentences, pasted, is answered with that sentence and not read.
+
+        `check`, when given, is called before the span model reads and before the answer's
+        sentence is scored (it raises when the question's time is up). The windows are read in
+        one call: how they are batched changes the int8 model's numbers slightly."""
+        check = check or (lambda: None)
         n = self.answer_passages
         top = hits[0].relevance if hits and hits[0].relevance is not None else 0.0
         read = [h for rank, h in enumerate(hits[:n + 1])
@@ -103,6 +109,7 @@ class Reader:
             if sig.pasted(question, text):
                 found = Found(hit.document, idx, sent, text, 0, len(text), 0.0, hit)
                 return Reading(hits, (found,), self._signals(view, question, found), pasted=True)
+        check()
         model = self.span_model()
         windows = []
         for p in range(len(read)):
@@ -119,6 +126,7 @@ class Reader:
         ranked = tuple(sorted(by_sentence.values(), key=lambda f: -f.rank))
         if not ranked:
             return Reading(hits, (), {})
+        check()
         return Reading(hits, ranked, self._signals(view, question, ranked[0]))
 
     def answer(self, view: View, question: str, reading: Reading) -> Answer | None:

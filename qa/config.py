@@ -40,6 +40,10 @@ SETTINGS: tuple[Setting, ...] = (
             least=100),
     Setting("chunk_overlap", 1, "Sentences shared by neighbouring passages.", least=0),
     Setting("max_file_mb", 20, "Source files larger than this many MiB are skipped and reported.", least=0.001),
+    Setting("parse_seconds", 60.0, "Longest one file may take to parse, in seconds; its worker is stopped and the "
+                                   "file reported and skipped (0: no limit).", least=0),
+    Setting("parse_memory_mb", 1024, "Most memory (address space, in MiB) a worker may use to parse one file; a file "
+                                     "needing more is reported and skipped (0: no limit).", least=0),
     Setting("max_question_chars", 1000, "Longest question accepted, in characters.", least=1),
     Setting("candidates", 50, "Passages taken from each retriever before fusion.", least=1),
     Setting("top_k", 5, "Passages returned with every answer.", least=1),
@@ -63,7 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_hosts", "", "Host names the web app answers to, comma-separated (empty: the loopback names and "
                                  "the `host` setting; * answers to any, for use behind a proxy that checks Host)."),
     Setting("port", 5000, "Port `qa serve` listens on.", least=0, most=65535),
-    Setting("threads", 8, "Worker threads of the web server.", least=1),
+    Setting("threads", 8, "Questions the web server answers at once (waitress gets threads + queue_limit "
+                          "worker threads, so the ones waiting are counted).", least=1),
     Setting("queue_limit", 64, "Questions the web server holds at once, being answered or waiting their turn; one "
                                "more gets 503 with Retry-After: 1.", least=1),
     Setting("question_seconds", 30.0, "Longest a question may search and read (its wait in the queue not "

@@ -247,3 +247,17 @@ def test_a_browser_reindex_from_another_working_folder_adds_no_duplicates(tmp_pa
     assert status["state"] == "done" and not status["added"] and not status["removed"], status
     after = c.get("/api/sources").get_json()
     assert after["total"] == 1 and [d["id"] for d in after["documents"]] == [d["id"] for d in before]
+
+
+def test_an_upload_is_parsed_in_a_worker_within_the_limits(tmp_path: Path, embedder):
+    from tests.test_ingest_limits import SLOW_TEXT
+
+    src = tmp_path / "sources"
+    src.mkdir()
+    pipe = make_pipeline(tmp_path / "idx", embedder, sources=str(src), admin_token=TOKEN, upload_max_mb=10,
+                         parse_seconds=1)
+    c = create_app(test_config={"TESTING": True}, pipeline=pipe).test_client()
+    r = upload(c, "slow.txt", SLOW_TEXT.encode())
+    assert r.status_code == 422 and "took longer than 1 s to parse" in r.get_json()["error"]
+    assert not (src / "slow.txt").exists() and not list(src.iterdir())  # nothing kept, no temporary file left
+    assert upload(c, "fine.txt", b"Kittiwakes nest on narrow ledges.\n").status_code == 201

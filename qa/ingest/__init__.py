@@ -8,7 +8,9 @@ a ParseError naming the file.
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +95,7 @@ def read_document(path: str | Path, max_bytes: int, display_path: str | None = N
         raise UnsupportedFormat(f"{shown}: unknown format {fmt!r}; formats: {', '.join(sorted(FORMATS))}")
     if fmt is None and path.suffix.lower() not in PARSERS:
         raise unsupported(shown, path.suffix)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ParseError(f"{shown}: file too large ({size / 2**20:.1f} MiB; the limit is "
-                             f"{max_bytes / 2**20:.0f} MiB, setting max_file_mb)")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ParseError(f"{shown}: cannot read file ({exc.strerror or exc})") from exc
+    raw = read_bytes(path, max_bytes, shown)
     form = FORMATS[fmt] if fmt else PARSERS[path.suffix.lower()]
     check_content(raw, form.name, shown)
     meta: dict[str, str] = {}
@@ -118,6 +113,38 @@ def read_document(path: str | Path, max_bytes: int, display_path: str | None = N
     if not looks_english(doc.text):
         doc.meta = {**doc.meta, "language": NON_ENGLISH}
     return doc
+
+
+def read_bytes(path: Path, max_bytes: int, shown: str) -> bytes:
+    """A regular file's bytes, at most `max_bytes` of them.
+
+    A device, a pipe or a folder is refused before anything is read (`/dev/zero` never ends, a
+    pipe may never answer: it is opened without waiting), and no more than the limit is read
+    even from a file that grows while it is read.
+
+    Raises:
+        ParseError: not a regular file, too large, or unreadable.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = b""
+        try:
+            info = os.fstat(fd)
+            regular = stat.S_ISREG(info.st_mode)
+            if regular and info.st_size <= max_bytes:
+                with open(fd, "rb", closefd=False) as fh:
+                    raw = fh.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ParseError(f"{shown}: cannot read file ({exc.strerror or exc})") from exc
+    if not regular:
+        raise ParseError(f"{shown}: not a regular file (a device, pipe or folder); only files are read")
+    if info.st_size > max_bytes or len(raw) > max_bytes:
+        size = max(info.st_size, max_bytes + 1)
+        raise ParseError(f"{shown}: file too large ({size / 2**20:.1f} MiB; the limit is "
+                         f"{max_bytes / 2**20:.0f} MiB, setting max_file_mb)")
+    return raw
 
 
 def check_content(raw: bytes, fmt: str, shown: str) -> None:

@@ -37,6 +37,7 @@ class DocumentBuilder:
         self._section: str | None = None
         self._marks: list[_Mark] = []
         self._pages: list[tuple[int, int]] = []
+        self._page_starts: list[int] = []  # kept beside `_pages` for bisect: rebuilt per sentence it was quadratic
 
     def text(self, piece: str) -> None:
         """Append prose; runs of whitespace become one space, none at a paragraph's start."""
@@ -66,6 +67,7 @@ class DocumentBuilder:
     def page(self, number: int) -> None:
         """Text from here on is on page `number` (a sentence is on the page where it starts)."""
         self._pages.append((self._length, number))
+        self._page_starts.append(self._length)
 
     def heading(self, title: str) -> None:
         """Close the paragraph; following sentences belong to this section."""
@@ -77,8 +79,10 @@ class DocumentBuilder:
         if self._text and self._length > self._para_start and self._text[-1].endswith(" "):
             self._text[-1] = self._text[-1][:-1]
             self._length -= 1
-            for m in self._marks:
-                m.position = min(m.position, self._length)
+            for m in reversed(self._marks):  # positions only grow: just the marks at the old end move
+                if m.position <= self._length:
+                    break
+                m.position = self._length
         if self._length > self._para_start:
             self._paragraphs.append((self._para_start, self._length, self._section))
             self._text.append("\n\n")
@@ -126,5 +130,5 @@ class DocumentBuilder:
 
     def _page_at(self, position: int) -> int | None:
         """The page a clean-text position is on, or None for formats without pages."""
-        i = bisect.bisect_right([p for p, _ in self._pages], position) - 1
+        i = bisect.bisect_right(self._page_starts, position) - 1
         return self._pages[i][1] if i >= 0 else None

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import unquote
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from qa.errors import ParseError
 from qa.ingest.builder import DocumentBuilder
@@ -40,6 +40,70 @@ _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _ROOTS = ("#mw-content-text .mw-parser-output", ".mw-parser-output", "#mw-content-text", "main", "article", "body")
 _DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
 _SPACE = re.compile(r"\s+")
+# Nesting kept for the HTML parser: deeper elements lose their tags (their text stays). Lexbor,
+# like the HTML standard, looks down the stack of open elements at each block tag, so 100,000
+# nested <div> (1.1 MB) took 38 s; browsers stop nesting at 512 too (Chromium's parser).
+MAX_DEPTH = 512
+_MARKUP = re.compile(r"<(?:(!--)|(/?)([A-Za-z][A-Za-z0-9:-]*))")
+_RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"}
+# Never counted as open: void elements, and elements whose end tag is optional (the next <p> or
+# <li> closes them), so that sloppy but ordinary pages are never thought deep.
+_UNCOUNTED = {"area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen",
+              "link", "meta", "param", "source", "track", "wbr", "p", "li", "dt", "dd", "option", "optgroup", "rb",
+              "rt", "rp", "rtc", "tr", "td", "th", "thead", "tbody", "tfoot", "colgroup", "caption", "html", "head",
+              "body", "plaintext"}
+
+
+def flatten(body: str, limit: int = MAX_DEPTH) -> str:
+    """The page with the tags of elements nested deeper than `limit` removed (their text kept), in
+    one pass; a page within the limit is returned as it is.
+
+    Tags are matched by name as a browser matches well-formed markup; comments and the text of
+    <script>, <style> and the like are skipped. Only the tag names are matched by the regex, so
+    the pass costs a few percent of the parse.
+    """
+    stack: list[str] = []
+    opened: dict[str, int] = {}  # name -> how many are on the stack
+    dropped: dict[str, int] = {}  # name -> opening tags removed whose end tag is still to come
+    cut: list[tuple[int, int]] = []
+    skip = 0
+    for m in _MARKUP.finditer(body):
+        if m.start() < skip:
+            continue
+        comment, closing, name = m.groups()
+        if comment:
+            end = body.find("-->", m.end())
+            skip = len(body) if end < 0 else end + 3
+            continue
+        name = name.lower()
+        if not closing and name in _RAW_TEXT:
+            end = re.compile(rf"</{name}[\s/>]", re.I).search(body, m.end())
+            skip = end.start() if end else len(body)
+            continue
+        if not closing and name in _UNCOUNTED:
+            continue
+        lt = body.find("<", m.end())  # the tag ends before the next "<": a bounded search, linear in all
+        gt = body.find(">", m.end(), len(body) if lt < 0 else lt)
+        if gt < 0 or (not closing and body[gt - 1] == "/"):
+            continue
+        if closing and dropped.get(name):
+            dropped[name] -= 1
+            cut.append((m.start(), gt + 1))
+        elif closing and opened.get(name):
+            while (top := stack.pop()) != name:
+                opened[top] -= 1
+            opened[name] -= 1
+        elif not closing and len(stack) < limit:
+            stack.append(name)
+            opened[name] = opened.get(name, 0) + 1
+        elif not closing:
+            dropped[name] = dropped.get(name, 0) + 1
+            cut.append((m.start(), gt + 1))
+    if not cut:
+        return body
+    starts = [0] + [end for _, end in cut]
+    ends = [start for start, _ in cut] + [len(body)]
+    return "".join(body[a:b] for a, b in zip(starts, ends, strict=True))
 
 
 def _classes(node: LexborNode) -> set[str]:
@@ -190,7 +254,10 @@ def parse(body: str, path: str, title: str, meta: dict[str, str]) -> Document:
     Raises:
         ParseError: the page has no body the parser can find.
     """
-    tree = LexborHTMLParser(body)
+    try:
+        tree = LexborHTMLParser(flatten(body))
+    except SelectolaxError as exc:  # Lexbor reads any text; it fails only when it cannot allocate
+        raise MemoryError(f"{path}: the HTML parser ran out of memory ({exc})") from exc
     root = next((n for sel in _ROOTS if (n := tree.css_first(sel)) is not None), None) or tree.root
     if root is None:
         raise ParseError(f"{path}: no HTML body found")

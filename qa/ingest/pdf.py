@@ -29,6 +29,10 @@ _NUMBERED_ENTRY = re.compile(r"^\s*(?:\[(\d{1,4})\]|(\d{1,4})\.)\s+")
 _AUTHOR_START = re.compile(r"^[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)*,\s")
 _SECTION_NUMBER = re.compile(r"^\s*(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,4}\.)\s+")
 _ENDS_SENTENCE = re.compile(r"[.!?:;\"”)\]]$")
+# Pages read at most. pypdf's cost is per page (about a millisecond even for an empty one), so a
+# small file of 50,000 pages took minutes; no book has this many, and the per-file time limit
+# (setting parse_seconds) still bounds a file of fewer but heavier pages.
+MAX_PAGES = 5000
 
 
 def _reader(body: bytes, path: str) -> PdfReader:
@@ -36,6 +40,8 @@ def _reader(body: bytes, path: str) -> PdfReader:
     try:
         reader = PdfReader(io.BytesIO(body))
         encrypted = reader.is_encrypted
+    except MemoryError:  # over the worker's memory limit: reported as that, not as a damaged file
+        raise
     except Exception as exc:  # pypdf raises many types on damaged files; each means "cannot read this PDF"
         raise ParseError(f"{path}: cannot read the PDF ({type(exc).__name__}: {exc})") from exc
     if encrypted:
@@ -48,16 +54,31 @@ def _reader(body: bytes, path: str) -> PdfReader:
     return reader
 
 
+def _declared_pages(reader: PdfReader) -> int:
+    """The page count the page tree declares (0 when it declares none it can give)."""
+    try:
+        count = reader.root_object["/Pages"].get_object().get("/Count", 0)
+    except Exception:  # a damaged tree: pypdf's own reading of the pages says what is wrong
+        return 0
+    return count if isinstance(count, int) else 0
+
+
 def page_lines(body: bytes, path: str) -> tuple[list[list[str]], str | None]:
     """The text lines of each page (bare page numbers dropped) and the title the PDF declares.
 
     Raises:
-        ParseError: unreadable, encrypted, or without any text layer.
+        ParseError: unreadable, encrypted, over MAX_PAGES pages, or without any text layer.
     """
     reader = _reader(body, path)
     try:
+        count = _declared_pages(reader)  # one object to read, where pypdf's len() reads every page
+        count = count if count > MAX_PAGES else len(reader.pages)
+        if count > MAX_PAGES:
+            raise ParseError(f"{path}: {count:,} pages; at most {MAX_PAGES:,} are read (split the PDF)")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = reader.metadata.title if reader.metadata else None
+    except (MemoryError, ParseError):
+        raise
     except Exception as exc:  # as in _reader: a damaged page stream, whatever pypdf calls it
         raise ParseError(f"{path}: cannot read the PDF text ({type(exc).__name__}: {exc})") from exc
     if not any(p.strip() for p in pages):
@@ -108,7 +129,7 @@ def _join(left: str, right: str) -> str:
     return f"{left} {right}"
 
 
-def _feed(builder: DocumentBuilder, paragraph: str, refs: list) -> None:
+def _feed(builder: DocumentBuilder, paragraph: str, refs: authoryear.Bibliography) -> None:
     """Add a paragraph: `[n]` markers leave the text, author-year citations stay in it and are cited."""
     pos = 0
     points = [(m.start(), m.end(), m) for m in _NUMERIC.finditer(paragraph)]
@@ -118,7 +139,7 @@ def _feed(builder: DocumentBuilder, paragraph: str, refs: list) -> None:
             continue
         builder.text(paragraph[pos:start])
         if isinstance(item, authoryear.AuthorYear):
-            builder.cite(item.marker, item.locator, authoryear.resolve(item, refs))
+            builder.cite(item.marker, item.locator, refs.resolve(item))
         else:
             for number in _expand(item.group(1)):
                 builder.cite(number)
@@ -142,18 +163,18 @@ def parse(body: bytes, path: str, title: str, meta: dict[str, str]) -> Document:
     """Parse a PDF into a Document whose sentences carry their page numbers.
 
     Raises:
-        ParseError: encrypted, damaged, or no text layer ("OCR not supported").
+        ParseError: encrypted, damaged, over MAX_PAGES pages, or no text layer ("OCR not supported").
     """
     pages, declared = page_lines(body, path)
-    pages, bib = _split_bibliography(pages)
-    entries = bibliography(bib)
-    refs, _ = build_references(entries, [])
+    pages, tail = _split_bibliography(pages)
+    entries = bibliography(tail)
+    bib = authoryear.Bibliography(build_references(entries, [])[0])
     builder = DocumentBuilder()
     width = max((len(ln) for page in pages for ln in page), default=0)
     paragraph, after_break = "", True
     for number, lines in enumerate(pages, 1):
         if paragraph:
-            _feed(builder, paragraph + " ", refs)  # a paragraph running on: the new page starts mid-way
+            _feed(builder, paragraph + " ", bib)  # a paragraph running on: the new page starts mid-way
             paragraph = ""
         builder.page(number)
         for line in lines:
@@ -163,9 +184,9 @@ def parse(body: bytes, path: str, title: str, meta: dict[str, str]) -> Document:
             paragraph = _join(paragraph, line) if paragraph else line
             after_break = bool(_ENDS_SENTENCE.search(line)) and len(line) < 0.85 * width
             if after_break:
-                _feed(builder, paragraph, refs)
+                _feed(builder, paragraph, bib)
                 builder.paragraph()
                 paragraph = ""
-    _feed(builder, paragraph, refs)
+    _feed(builder, paragraph, bib)
     refs, link = build_references(entries, builder.markers())
     return builder.build(path, declared or title, "pdf", refs, link, meta)

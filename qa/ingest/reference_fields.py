@@ -42,12 +42,20 @@ def parse_fields(text: str) -> dict[str, Any]:
     if date:
         fields["date"] = date.group(1)
         authors = text[: date.start()].strip().rstrip(",")
-        if authors and len(authors) < 200 and not _QUOTED.search(authors):
+        if authors and len(authors) < 200 and not _quoted(authors):
             fields["authors"] = [a.strip() for a in authors.split(";") if a.strip()]
-    if m := _QUOTED.search(text):
+    if m := _quoted(text):
         fields["title"] = m.group(1).strip().rstrip(".,")
         after = text[m.end():].lstrip(" .,")
         work = re.split(r"\.\s|,\s|\.$", after, maxsplit=1)[0].strip()
         if work and len(work) < 120 and not work.lower().startswith(("archived", "retrieved", "in ")):
             fields["work"] = work
     return fields
+
+
+def _quoted(text: str) -> re.Match[str] | None:
+    """The first quoted title, searched only up to the last closing quote: an opening quote
+    with no closing one after it can never match, and trying each such opening quote to the
+    end of the text was quadratic (a reference of 24,000 "“" took 6 s)."""
+    last = max(text.rfind('"'), text.rfind("”"))
+    return _QUOTED.search(text, 0, last + 1) if last > 0 else None

@@ -35,7 +35,8 @@ _NOTES = {"efn": "lower-alpha", "efn-ua": "upper-alpha", "efn-lr": "lower-roman"
 _WRAPPERS = {"nowrap", "nobr", "small", "big", "nobold", "noitalic", "em", "strong", "abbr", "sic", "resize",
              "lang", "transl", "script", "nihongo", "keep together", "vanchor", "visible anchor"}
 _MAGIC = re.compile(r"__[A-Z]+__")
-_OPEN_REF = re.compile(r"<ref(?:\s[^>]*)?>", re.I)
+_OPEN_REF = re.compile(r"<ref(?:\s[^<>]*)?>", re.I)  # [^<>]: "<ref <ref <ref" is scanned once, not per "<ref"
+_REF_TAG = re.compile(r"<ref(?=[\s>])|</ref\s*>", re.I)
 # An indented table (":{|") is still a table, but mwparserfromhell only sees one at a line start.
 _INDENTED_TABLE = re.compile(r"^[:*#]+(?=\{\|)", re.M)
 
@@ -243,12 +244,47 @@ class _Walker:
                 self.b.paragraph()
 
 
+def unclosed_ref(body: str) -> int | None:
+    """Where the first `<ref>` that is never closed starts (None when every one is), found in one
+    pass before the tokenizer runs.
+
+    mwparserfromhell tries every tag start that fails again to the end of the text, so 40 KB of
+    `<ref ` took over a minute; such a page is refused here at once. A `<ref` is closed by a `>`
+    before any other `<` and, unless it ends `/>`, by its `</ref>` (matched as the tokenizer
+    nests them); comments are skipped, as the tokenizer skips them.
+    """
+    text = _blank_comments(body)
+    opened: list[int] = []
+    for m in _REF_TAG.finditer(text):
+        if m.group(0).startswith("</"):
+            if opened:
+                opened.pop()
+            continue
+        gt = text.find(">", m.start())
+        if gt < 0 or text.find("<", m.start() + 1, gt) >= 0:
+            return m.start()
+        if text[gt - 1] != "/":
+            opened.append(m.start())
+    return opened[0] if opened else None
+
+
+def _blank_comments(body: str) -> str:
+    """The text with each `<!-- ... -->` blanked, offsets kept; an unclosed one is text, as the tokenizer reads it."""
+    out, pos = [], 0
+    while (start := body.find("<!--", pos)) >= 0 and (end := body.find("-->", start + 4)) >= 0:
+        out += [body[pos:start], " " * (end + 3 - start)]
+        pos = end + 3
+    return "".join(out) + body[pos:]
+
+
 def parse(body: str, path: str, title: str, meta: dict[str, str]) -> Document:
     """Parse MediaWiki wikitext into a Document.
 
     Raises:
         ParseError: a `<ref>` is never closed (its note would run into the prose).
     """
+    if (start := unclosed_ref(body)) is not None:
+        raise ParseError(f"{path}: unclosed <ref> tag near line {body.count(chr(10), 0, start) + 1}")
     try:
         code = mwparserfromhell.parse(_INDENTED_TABLE.sub("", body))
     except (RecursionError, ValueError) as exc:

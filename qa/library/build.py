@@ -22,7 +22,7 @@ from qa.errors import DiskFull, FootnoteError, IndexDamaged, IndexMismatch, Inde
 from qa.ingest import is_supported, unsupported
 from qa.ingest.passages import VERSION as CHUNKER_VERSION
 from qa.ingest.passages import Chunk
-from qa.ingest.pool import ParsePool, parse_file, shared
+from qa.ingest.pool import Limits, ParsePool, parse_file, shared
 from qa.models.encoder import Embedder
 from qa.models.export import sha256_file
 from qa.read.signals import CALIBRATION
@@ -135,12 +135,13 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             files are gone are removed. Documents from elsewhere are kept.
         index_dir: the index folder.
         embedder: the loaded model (its name must match the index's).
-        config: settings (chunk_chars, chunk_overlap, max_file_mb).
+        config: settings (chunk_chars, chunk_overlap, max_file_mb, parse_seconds, parse_memory_mb).
         rebuild: ignore the existing index and start over.
         progress: called as (done, total, current path) while files are processed.
         remove: absolute paths of documents to drop whatever the files say (`qa remove`).
-        pool: parse worker processes to use when there is more than one file to read
-            (None: the process-wide pool, `qa.ingest.pool.shared()`).
+        pool: parse worker processes to use (None: the process-wide pool, `qa.ingest.pool.shared()`);
+            each file is parsed within the parse_seconds and parse_memory_mb limits, and one over
+            them is reported in `failed` by name.
 
     Returns:
         The report; `published` is False when there was nothing to publish.
@@ -168,9 +169,11 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             report.seconds = time.perf_counter() - t0
             return report  # nothing changed: nothing written
         try:
-            one = len(plan.todo) < 2  # one file is parsed here: starting workers would cost more
-            runner = ParsePool(0) if one else pool or shared()
-            _apply(writer, plan, embedder, config, report, progress, runner)
+            limits = Limits(config["parse_seconds"], config["parse_memory_mb"])
+            # One file without limits is parsed here (a worker would cost more); with limits, even a
+            # single file goes to a worker: a hostile upload must not hang or bloat this process.
+            runner = ParsePool(0) if len(plan.todo) < 2 and not limits else pool or shared()
+            _apply(writer, plan, embedder, config, report, progress, runner, limits)
             if report.added or report.updated or report.removed or report.repaired:
                 known = previous.manifest.get("roots", []) if previous else []
                 gen = writer.publish({**manifest(embedder, config), "roots": list(dict.fromkeys(known + roots))})
@@ -277,12 +280,13 @@ def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list
 
 
 def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, config: dict, report: BuildReport,
-           progress: Progress | None, pool: ParsePool) -> None:
+           progress: Progress | None, pool: ParsePool, limits: Limits) -> None:
     """Parse, chunk and embed what changed, and drop what is gone."""
     batch = _Batch(writer, embedder, report)
-    jobs = ((item, (item[0].file, item[0].shown, int(config["max_file_mb"] * 2**20), config["chunk_chars"],
-                    config["chunk_overlap"])) for item in plan.todo)
-    for n, ((source, sha), parsed) in enumerate(pool.map(parse_file, jobs)):
+    # Absolute paths: a worker keeps the working folder it started in, which need not be this one's now.
+    jobs = ((item, (item[0].file.absolute(), item[0].shown, int(config["max_file_mb"] * 2**20),
+                    config["chunk_chars"], config["chunk_overlap"])) for item in plan.todo)
+    for n, ((source, sha), parsed) in enumerate(pool.map(parse_file, jobs, limits)):
         if progress:
             progress(n, len(plan.todo), source.shown)
         if isinstance(parsed, (str, Exception)):

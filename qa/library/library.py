@@ -13,6 +13,7 @@ from typing import Any
 
 from qa.errors import DocumentNotFound, FootnoteError
 from qa.index import Serving, View, current, encoder_backend, upgradable, upgrade
+from qa.ingest.pool import Limits
 from qa.library import build, uploads
 from qa.library.jobs import ReindexJob
 from qa.models.encoder import Embedder
@@ -83,7 +84,9 @@ class Library:
 
         It is searchable after the next reindex (see `reindex_job`).
         """
-        path = uploads.save_upload(self.sources_dir, filename, data, int(self.config["upload_max_mb"] * 2**20))
+        limits = Limits(self.config["parse_seconds"], self.config["parse_memory_mb"])
+        path = uploads.save_upload(self.sources_dir, filename, data, int(self.config["upload_max_mb"] * 2**20),
+                                   limits)
         return build.display_path(path)
 
     def delete_document(self, doc_id: str) -> build.BuildReport:

@@ -14,8 +14,9 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from qa.errors import UploadRejected, UploadTooLarge
+from qa.errors import ParseError, UploadRejected, UploadTooLarge
 from qa.ingest import read_document, supported_extensions, unsupported
+from qa.ingest.pool import Limits, shared
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -45,7 +46,7 @@ def contains(folder: Path, path: Path) -> bool:
     return folder.resolve() in path.resolve().parents
 
 
-def save_upload(folder: Path, filename: str, data: bytes, max_bytes: int) -> Path:
+def save_upload(folder: Path, filename: str, data: bytes, max_bytes: int, limits: Limits | None = None) -> Path:
     """Check and store an uploaded file in the source folder (replacing a file of the same name).
 
     Args:
@@ -53,6 +54,8 @@ def save_upload(folder: Path, filename: str, data: bytes, max_bytes: int) -> Pat
         filename: the name the client sent.
         data: the file's bytes.
         max_bytes: the size limit.
+        limits: what parsing it may cost (None: no limit); a parse worker checks the file, so a
+            hostile one neither hangs nor bloats the server.
 
     Returns:
         The stored file's path.
@@ -72,7 +75,11 @@ def save_upload(folder: Path, filename: str, data: bytes, max_bytes: int) -> Pat
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        read_document(tmp, max_bytes, display_path=filename)  # a bad file raises before it is kept
+        # A bad file raises before it is kept; ParseError from the worker is raised here as it is.
+        _, outcome = next(shared().map(read_document, [(filename, (Path(tmp).absolute(), max_bytes, filename))],
+                                       limits or Limits()))
+        if isinstance(outcome, Exception):  # over a limit, or its worker died
+            raise ParseError(f"{filename}: {outcome}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

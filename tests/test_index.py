@@ -290,6 +290,19 @@ def test_a_document_is_the_same_from_any_working_folder(tmp_path: Path, embedder
     assert [d["path"] for d in pipe.library.documents(limit=None)[0]] == ["new/b.txt"]
 
 
+def as_schema(pipe: Pipeline, schema: int, *sql: str) -> None:
+    """Turn a one-segment index back into an older layout: these statements on its store, and
+    the manifest's schema number."""
+    gen = ix.current(pipe.index_dir)
+    [entry] = gen.segments
+    conn = sqlite3.connect(str(pipe.index_dir / seg.FOLDER / entry["name"] / seg.STORE_FILE))
+    for statement in sql:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    (gen.path / ix.MANIFEST_FILE).write_text(json.dumps({**gen.manifest, "schema": schema}))
+
+
 def test_an_index_of_schema_3_gets_its_paragraphs_on_upgrade(tmp_path: Path, embedder):
     pipe = make_pipeline(tmp_path / "idx", embedder)
     pipe.library.index([str(SEED)])
@@ -297,14 +310,7 @@ def test_an_index_of_schema_3_gets_its_paragraphs_on_upgrade(tmp_path: Path, emb
     before = pipe.library.document(doc, limit=None)
     assert len(before["paragraphs"]) > 3 and {s["paragraph"] for s in before["sentences"]} == set(
         range(len(before["paragraphs"])))
-    gen = ix.current(pipe.index_dir)
-    [entry] = gen.segments
-    conn = sqlite3.connect(str(pipe.index_dir / seg.FOLDER / entry["name"] / seg.STORE_FILE))
-    conn.execute("DROP TABLE paragraphs")
-    conn.execute("ALTER TABLE sentences DROP COLUMN paragraph")
-    conn.commit()
-    conn.close()
-    (gen.path / ix.MANIFEST_FILE).write_text(json.dumps({**gen.manifest, "schema": 3}))
+    as_schema(pipe, 3, "DROP TABLE paragraphs", "ALTER TABLE sentences DROP COLUMN paragraph")
     with pytest.raises(IndexMismatch, match=r"schema 3.*--upgrade"):
         make_pipeline(tmp_path / "idx", embedder).ask(QUESTION)
     calls = embedder.calls
@@ -319,16 +325,9 @@ def test_an_index_of_schema_2_is_upgraded_keeping_ids_and_vectors(tmp_path: Path
     pipe = make_pipeline(tmp_path / "idx", embedder)
     pipe.library.index([str(SEED)])
     before = gist(pipe, QUESTION), [d["id"] for d in pipe.library.documents(limit=None)[0]]
-    gen = ix.current(pipe.index_dir)
-    [entry] = gen.segments
-    conn = sqlite3.connect(str(pipe.index_dir / seg.FOLDER / entry["name"] / seg.STORE_FILE))
-    conn.execute("CREATE TABLE old AS SELECT id, path, title, format, text, meta, sha256, indexed_at FROM documents")
-    conn.execute("DROP TABLE documents")
-    conn.execute("ALTER TABLE old RENAME TO documents")
-    conn.execute("UPDATE documents SET path = ?", (f"sources/{SEED.name}",))
-    conn.commit()
-    conn.close()
-    (gen.path / ix.MANIFEST_FILE).write_text(json.dumps({**gen.manifest, "schema": 2}))
+    as_schema(pipe, 2, "CREATE TABLE old AS SELECT id, path, title, format, text, meta, sha256, indexed_at "
+                       "FROM documents", "DROP TABLE documents", "ALTER TABLE old RENAME TO documents",
+              f"UPDATE documents SET path = 'sources/{SEED.name}'")
 
     with pytest.raises(IndexMismatch, match=r"schema 2.*--upgrade"):
         make_pipeline(tmp_path / "idx", embedder).ask(QUESTION)

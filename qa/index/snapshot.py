@@ -127,7 +127,10 @@ class View:
 
     def document(self, doc_id: str) -> store.StoredDocument | None:
         conn = self._home(doc_id)
-        return store.document(conn, doc_id) if conn else None
+        doc = store.document(conn, doc_id) if conn else None
+        if doc is not None:
+            self._texts[doc_id] = doc.text  # its sentences are sliced from it, not fetched again
+        return doc
 
     def documents(self, offset: int = 0, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """Served documents with their counts, by path: `limit` of them from `offset` (all when

@@ -161,8 +161,9 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         served = writer.documents()
         report.rechunked = previous is not None and previous.manifest.get("chunker") != chunker
         if report.rechunked:  # every served document is cut again, its unchanged passages keep their vectors
+            named = {f.source for f in files}
             files += [Source(Path(src), src, shown) for src, (_, _, shown) in served.items()
-                      if src not in {f.source for f in files} and os.path.isfile(src)]
+                      if src not in named and os.path.isfile(src)]
         plan = _plan(served, files, roots, set(remove), report, again=report.rechunked)
         if previous is not None and not plan.todo and not plan.removed and not report.repaired:
             report.documents, report.passages = previous.manifest["documents"], previous.manifest["passages"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from qa.config import load
 from qa.errors import BadRequest, FootnoteError
+from qa.search.scope import Scope
 
 if TYPE_CHECKING:
     from qa import Pipeline, Result
@@ -160,15 +161,21 @@ def format_result(result: Result) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     question = " ".join(args.question)
-    result = ask_server(args.server, question, args) if args.server else _pipeline(args).ask(question)
+    # A path is matched as written (as `qa sources` lists it) and as the file it names here.
+    scope = Scope(tuple(dict.fromkeys(p for w in args.within for p in (w, os.path.abspath(w)))), tuple(args.document))
+    result = ask_server(args.server, question, args, scope) if args.server else \
+        _pipeline(args).ask(question, scope=scope, explain=args.explain)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(format_result(result))
+        if result.explanation:
+            lines = result.explanation.lines()
+            print("\nWhy this answer:\n" + "\n".join(f"  {line}" if line else "" for line in lines))
     return 0
 
 
-def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
+def ask_server(url: str, question: str, args: argparse.Namespace, scope: Scope) -> Result:
     """Ask a running `qa serve` instead of loading the models here; say so on stderr when it
     answers from another index than `--index`, or from an older generation of it."""
     import urllib.error
@@ -178,7 +185,9 @@ def ask_server(url: str, question: str, args: argparse.Namespace) -> Result:
     from qa.index import current_name
     from qa.records import Result
 
-    address = f"{url.rstrip('/')}/api/ask?{urllib.parse.urlencode({'q': question})}"
+    query = [("q", question), *(("in", p) for p in scope.paths), *(("document", d) for d in scope.documents),
+             *([("explain", "1")] if args.explain else [])]
+    address = f"{url.rstrip('/')}/api/ask?{urllib.parse.urlencode(query)}"
     request = urllib.request.Request(address, headers={"Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=120) as resp:
@@ -338,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, metavar="URL",
                    help="ask a running `qa serve` at this address (e.g. http://127.0.0.1:5000) instead of "
                         "loading the models here; the same output")
+    p.add_argument("--in", dest="within", action="append", default=[], metavar="PATH",
+                   help="answer only from this file or folder (as indexed or as `qa sources` lists it); repeatable")
+    p.add_argument("--document", action="append", default=[], metavar="ID",
+                   help="answer only from the document with this id (`qa sources --json`); repeatable")
+    p.add_argument("--explain", action="store_true",
+                   help="say why: the passages read, the sentence chosen and the runner-up, the signals in words")
     common(p)
     p.set_defaults(func=cmd_ask)
 

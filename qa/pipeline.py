@@ -28,6 +28,7 @@ from qa.read.signals import CALIBRATION
 from qa.read.spans import OnnxSpanModel, SpanModel, TransformersSpanModel
 from qa.records import Result
 from qa.search.rerank import CrossEncoder
+from qa.search.scope import Scope
 from qa.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ class Pipeline:
             raise QueryTooLong(f"the question is {len(q)} characters long; the limit is {limit}")
         return q
 
-    def ask(self, question: str, seconds: float | None = None) -> Result:
+    def ask(self, question: str, seconds: float | None = None, scope: Scope | None = None,
+            explain: bool = False) -> Result:
         """Answer a question from the sources, or abstain.
 
         Args:
@@ -131,10 +133,13 @@ class Pipeline:
             seconds: the longest search and reading may take (default: the `question_seconds`
                 setting). Threads cannot be stopped, so the stages check it between them
                 (search, rerank batches, reading, answering) and a late one stops at the next.
+            scope: answer only from these documents (`qa.search.scope`); None: from all.
+            explain: add why it was answered or not (`Result.explanation`).
 
         Raises:
             EmptyQuery, QueryTooLong: the question is not usable.
             IndexNotFound, IndexMismatch: there is no usable index.
+            DocumentNotFound: the scope holds no indexed document.
             QuestionTimeout: the question took longer than `seconds`.
         """
         q = self.check_question(question)
@@ -150,7 +155,7 @@ class Pipeline:
 
         def work(snap: Snapshot, view: View) -> Result:
             t0 = time.perf_counter()
-            hits = self.searcher.search(snap, view, self.embedder_of(snap), q, check)
+            hits = self.searcher.search(snap, view, self.embedder_of(snap), q, check, scope)
             t1 = time.perf_counter()
             reading = self.reader.read(view, q, hits, check)
             check()
@@ -158,7 +163,7 @@ class Pipeline:
             t2 = time.perf_counter()
             timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
             return Result(q, answer, reading.hits[: self.config["top_k"]], timings, str(self.index_dir.resolve()),
-                          snap.generation.path.name)
+                          snap.generation.path.name, self.reader.explain(q, reading, answer) if explain else None)
 
         return self.serving.reading(work)
 

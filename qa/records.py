@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qa.read.explain import Explanation
 
 
 @dataclass(frozen=True)
@@ -340,6 +343,7 @@ class Result:
     timings_ms: dict[str, float]
     index: str = ""
     generation: str = ""
+    explanation: Explanation | None = None  # asked for with `explain`: why answered or not
 
     @property
     def answered(self) -> bool:
@@ -353,13 +357,17 @@ class Result:
             "passages": [p.to_dict() for p in self.passages],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "index": {"path": self.index, "generation": self.generation},
+            **({"explain": self.explanation.to_dict()} if self.explanation else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
         """The object `to_dict` made (what `qa ask --server` reads back from `/api/ask`)."""
+        from qa.read.explain import Explanation  # the reader's module imports this one
+
         where = d.get("index") or {}
         return cls(d["question"], Answer.from_dict(d["answer"]) if d["answer"] else None,
                    tuple(PassageHit.from_dict(p) for p in d["passages"]), d["timings_ms"],
-                   where.get("path", ""), where.get("generation", ""))
+                   where.get("path", ""), where.get("generation", ""),
+                   Explanation.from_dict(d["explain"]) if d.get("explain") else None)
 

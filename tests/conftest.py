@@ -51,6 +51,17 @@ def pipeline(tmp_path_factory, corpus_dir, embedder) -> Pipeline:
     return pipe
 
 
+@pytest.fixture(scope="session")
+def canal(tmp_path_factory, embedder) -> Pipeline:
+    """An index of tests/data/reader: the canal article and two bridge notes that disagree."""
+    src = tmp_path_factory.mktemp("reader-src")
+    for f in (DATA / "reader").iterdir():
+        shutil.copy(f, src / f.name)
+    pipe = make_pipeline(tmp_path_factory.mktemp("reader-index"), embedder)
+    assert pipe.library.index([str(src)]).published
+    return pipe
+
+
 def make_pipeline(index_dir: Path, embedder: Embedder, **config) -> Pipeline:
     """A Pipeline on its own index folder, for tests that change an index."""
     return Pipeline({"index": str(index_dir), **config}, embedder=embedder)

@@ -18,7 +18,7 @@ from qa.ingest.sentences import sentence_spans
 from qa.pipeline import Pipeline
 from qa.read.signals import pasted, span_kind
 from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack
-from tests.conftest import DATA, ROOT, make_pipeline
+from tests.conftest import DATA, ROOT
 
 READER_DATA = DATA / "reader"
 TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
@@ -27,17 +27,6 @@ TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
 @pytest.fixture(scope="module")
 def reader() -> OnnxSpanModel:
     return OnnxSpanModel()
-
-
-@pytest.fixture(scope="module")
-def canal(tmp_path_factory, embedder) -> Pipeline:
-    """An index of the reader fixtures: the canal article and two bridge notes that disagree."""
-    src = tmp_path_factory.mktemp("reader-src")
-    for f in READER_DATA.iterdir():
-        shutil.copy(f, src / f.name)
-    pipe = make_pipeline(tmp_path_factory.mktemp("reader-index"), embedder)
-    assert pipe.library.index([str(src)]).published
-    return pipe
 
 
 def test_pack_keeps_sentences_whole_and_overlaps_by_one():

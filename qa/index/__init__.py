@@ -24,6 +24,6 @@ from qa.index.writer import MAX_DELETED, MAX_SEGMENTS, IndexWriter, check, upgra
 
 __all__ = [
     "MANIFEST_FILE", "MAX_DELETED", "MAX_SEGMENTS", "SCHEMA_VERSION", "Generation", "IndexWriter", "Serving",
-    "Snapshot", "View", "check", "current", "current_name", "encoder_backend", "generation", "generations", "out_of_space",
-    "upgradable", "upgrade", "writer_lock",
+    "Snapshot", "View", "check", "current", "current_name", "encoder_backend", "generation", "generations",
+    "out_of_space", "upgradable", "upgrade", "writer_lock",
 ]

@@ -24,16 +24,17 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from qa.errors import IndexDamaged
 from qa.index import store
 from qa.ingest.passages import Chunk
 from qa.records import Document
-from qa.errors import IndexDamaged
 
 FAISS_FILE, STORE_FILE = "faiss.index", "store.sqlite"
 FOLDER = "segments"
 KINDS = ("auto", "flat", "ivf", "hnsw")
 FLAT_MAX = 50_000  # passages a segment searches exhaustively (about 6 ms here); larger ones get IVF
 IVF_PROBE = 32  # inverted lists an IVF search reads
+EXACT_WITHIN = 20_000  # passages of a scoped question scored exactly from their vectors (a few ms)
 HNSW_LINKS, HNSW_BUILD, HNSW_SEARCH = 32, 40, 96  # M, efConstruction, efSearch (at least k)
 
 
@@ -74,12 +75,24 @@ class Segment:
         self.skip = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.deleted_ids, dtype="int64"))) \
             if self.deleted_ids else None
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[float, int]]:
-        """The k live passages nearest a (1, dimension) query: (inner product, passage id)."""
+    def search(self, query: np.ndarray, k: int, within: np.ndarray | None = None) -> list[tuple[float, int]]:
+        """The k live passages nearest a (1, dimension) query: (inner product, passage id).
+
+        `within`, when given, holds the only passage ids to consider (live ones: a question's
+        scope). Up to EXACT_WITHIN of them are scored exactly from their stored vectors, which
+        an approximate index would search past when they are few; more go through FAISS with
+        only them selected."""
+        if within is not None and len(within) <= EXACT_WITHIN:
+            if not len(within):
+                return []
+            scores = self.vectors.reconstruct_batch(within) @ query[0]
+            best = np.argsort(-scores, kind="stable")[:k]
+            return [(float(scores[i]), int(within[i])) for i in best]
         k = min(k, self.vectors.ntotal)
         if k <= 0:
             return []
-        scores, ids = self.vectors.search(query, k, params=search_params(self.kind, k, self.skip))
+        chosen = self.skip if within is None else faiss.IDSelectorBatch(within)
+        scores, ids = self.vectors.search(query, k, params=search_params(self.kind, k, chosen))
         return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
     @property
@@ -192,7 +205,8 @@ def build_vectors(ids: np.ndarray, vectors: np.ndarray, kind: str) -> faiss.Inde
 
 
 def search_params(kind: str, k: int, skip: faiss.IDSelector | None) -> faiss.SearchParameters | None:
-    """How to search a segment: the HNSW beam width, and the deleted passages to leave out."""
+    """How to search a segment: the HNSW beam width, and which passages to search (`skip`
+    selects them: every one but the deleted, or a question's scope)."""
     if kind == "hnsw":
         params = faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH, k))
     elif kind == "ivf":

@@ -7,15 +7,17 @@ import heapq
 import sqlite3
 from collections.abc import Iterable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from qa.errors import IndexChanged
+from qa.errors import DocumentNotFound, IndexChanged
 from qa.index import segments as seg
 from qa.index import store
 from qa.index.generations import Generation
 from qa.records import Citation, PassageHit, Reference, Sentence
+from qa.search.scope import Scope
 
 
 class Snapshot:
@@ -33,10 +35,12 @@ class Snapshot:
     def passages(self) -> int:
         return sum(s.passages for s in self.segments)
 
-    def dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The k passages nearest the unit vector `qvec` (id, inner product), best first."""
+    def dense(self, qvec: np.ndarray, k: int, within: Within | None = None) -> list[tuple[int, float]]:
+        """The k passages nearest the unit vector `qvec` (id, inner product), best first; only
+        those of a question's scope when `within` is given (`View.within`)."""
         query = np.ascontiguousarray(qvec.reshape(1, -1), dtype="float32")
-        found = [hit for s in self.segments for hit in s.search(query, k)]
+        found = [hit for n, s in enumerate(self.segments) if within is None or n in within.passages
+                 for hit in s.search(query, k, None if within is None else within.passages[n])]
         return [(i, sc) for sc, i in heapq.nlargest(k, found)]
 
     @contextmanager
@@ -47,6 +51,15 @@ class Snapshot:
             yield v
         finally:
             v.close()
+
+
+@dataclass(frozen=True)
+class Within:
+    """A question's scope resolved in one generation, by segment index: the documents it may be
+    answered from and their passage ids."""
+
+    documents: dict[int, list[str]]
+    passages: dict[int, np.ndarray]
 
 
 class View:
@@ -77,16 +90,38 @@ class View:
             conn.close()
         self._conns.clear()
 
-    def lexical(self, question: str, k: int) -> list[tuple[int, float]]:
-        """BM25 over every segment's passages, best first (each segment scores with its own
-        statistics, close to the whole index's once merges keep the small segments few)."""
+    def lexical(self, question: str, k: int, within: Within | None = None) -> list[tuple[int, float]]:
+        """BM25 over every segment's passages (only the scope's when `within` is given), best
+        first (each segment scores with its own statistics, close to the whole index's once
+        merges keep the small segments few)."""
         found: list[tuple[float, int]] = []
         for n, s in enumerate(self.reader.segments):
+            if within is not None and n not in within.documents:
+                continue
             # Deleted passages are dropped after the query; fetching a few more makes up for them
             # (merges keep any segment under MAX_DELETED).
-            hits = store.lexical_search(self._conns[n], question, k + min(len(s.deleted_ids), 3 * k))
+            hits = store.lexical_search(self._conns[n], question, k + min(len(s.deleted_ids), 3 * k),
+                                        None if within is None else within.documents[n])
             found += [(score, pid) for pid, score in hits if pid not in s.deleted_ids]
         return [(pid, score) for score, pid in heapq.nlargest(k, found)]
+
+    def within(self, scope: Scope) -> Within:
+        """The served documents in `scope` and their passages.
+
+        Raises:
+            DocumentNotFound: no served document is in it (asking would search nothing).
+        """
+        documents: dict[int, list[str]] = {}
+        for n, s in enumerate(self.reader.segments):
+            docs = [d for d, path, source in store.document_sources(self._conns[n])
+                    if d in s.live and scope.matches(d, path, source)]
+            if docs:
+                documents[n] = docs
+        if not documents:
+            raise DocumentNotFound(f"no indexed document is in {scope.describe()}; "
+                                   "`qa sources` lists the documents and their paths")
+        return Within(documents, {n: np.asarray(store.passage_ids(self._conns[n], docs), dtype="int64")
+                                  for n, docs in documents.items()})
 
     def passages(self, ids: Iterable[int]) -> dict[int, PassageHit]:
         """Passages with their document and text by id (deleted ones left out)."""

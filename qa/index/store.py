@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +124,8 @@ def count_passages(conn: sqlite3.Connection) -> int:
 COMMON = 2000  # a word in more passages than this is left out of the OR query (it would score them all)
 
 
-def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[tuple[int, float]]:
+def lexical_search(conn: sqlite3.Connection, question: str, limit: int,
+                   within: Sequence[str] | None = None) -> list[tuple[int, float]]:
     """BM25 over passages (FTS5) for the question's content words (`qa.words`), bounded.
 
     Passages holding every content word come first; to fill `limit`, passages holding any of
@@ -134,19 +135,29 @@ def lexical_search(conn: sqlite3.Connection, question: str, limit: int) -> list[
     while the AND alone misses paraphrases. Below COMMON passages a word is always kept, so a
     small index searches exactly as an unbounded OR would.
 
+    `within`, when given, keeps only the passages of these documents (a question asked within
+    some sources): each query is then bounded by their passages, so every word is kept.
+
     Returns:
         (passage id, bm25 score with higher better) best first, at most `limit`.
     """
     words = content_words(question)
     if not words:
         return []
+    if within is not None and len(within) > IN_BATCH:
+        found = [hit for at in range(0, len(within), IN_BATCH)
+                 for hit in lexical_search(conn, question, limit, within[at:at + IN_BATCH])]
+        return sorted(found, key=lambda h: -h[1])[:limit]
+    scoped = "" if within is None else \
+        f"AND rowid IN (SELECT id FROM passages WHERE doc_id IN ({','.join('?' * len(within))})) "
     sql = ("SELECT rowid, -bm25(passages_fts, 1.0, 0.3) AS s FROM passages_fts "
-           "WHERE passages_fts MATCH ? ORDER BY s DESC LIMIT ?")
-    found = [(r[0], r[1]) for r in conn.execute(sql, (" AND ".join(f'"{w}"' for w in words), limit))]
-    rare = [w for w in words if not _common(conn, w)] if len(words) > 1 else []
+           f"WHERE passages_fts MATCH ? {scoped}ORDER BY s DESC LIMIT ?")
+    docs = list(within or ())
+    found = [(r[0], r[1]) for r in conn.execute(sql, (" AND ".join(f'"{w}"' for w in words), *docs, limit))]
+    rare = ([w for w in words if within is not None or not _common(conn, w)]) if len(words) > 1 else []
     if len(found) < limit and rare:
         seen = {pid for pid, _ in found}
-        more = conn.execute(sql, (" OR ".join(f'"{w}"' for w in rare), limit))
+        more = conn.execute(sql, (" OR ".join(f'"{w}"' for w in rare), *docs, limit))
         found += [(r[0], r[1]) for r in more if r[0] not in seen][: limit - len(found)]
     return found
 
@@ -233,6 +244,18 @@ IN_BATCH = 500  # ids bound in one query (SQLite caps the number of parameters)
 def document_paths(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(path, id) of every document: what a listing sorts and counts before it reads a page."""
     return [tuple(r) for r in conn.execute("SELECT path, id FROM documents")]
+
+
+def document_sources(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(id, path, source) of every document: what a question's scope is matched against."""
+    return [tuple(r) for r in conn.execute("SELECT id, path, source FROM documents")]
+
+
+def passage_ids(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> list[int]:
+    """The ids of these documents' passages (their vector ids)."""
+    return [r[0] for at in range(0, len(doc_ids), IN_BATCH) for r in conn.execute(
+        f"SELECT id FROM passages WHERE doc_id IN ({','.join('?' * len(doc_ids[at:at + IN_BATCH]))})",
+        doc_ids[at:at + IN_BATCH])]
 
 
 def documents(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from qa.index import View
 from qa.read import signals as sig
+from qa.read.explain import Explanation, explain
 from qa.read.spans import SpanModel
 from qa.records import Answer, Conflict, DocumentRef, Evidence, Footnote, PassageHit, Sentence, numbered
 from qa.search.rerank import CrossEncoder
@@ -99,10 +100,7 @@ class Reader:
         sentence is scored (it raises when the question's time is up). The windows are read in
         one call: how they are batched changes the int8 model's numbers slightly."""
         check = check or (lambda: None)
-        n = self.answer_passages
-        top = hits[0].relevance if hits and hits[0].relevance is not None else 0.0
-        read = [h for rank, h in enumerate(hits[:n + 1])
-                if rank < n or (h.relevance is not None and top - h.relevance <= CLOSE)]
+        read = hits[:self.passages_read(hits)]
         sentences = {(p, idx): (hit, sent, text) for p, hit in enumerate(read)
                      for idx, sent, text in view.sentences(hit.document.id, *hit.sentences)}
         for (_, idx), (hit, sent, text) in sentences.items():
@@ -128,6 +126,19 @@ class Reader:
             return Reading(hits, (), {})
         check()
         return Reading(hits, ranked, self._signals(view, question, ranked[0]))
+
+    def passages_read(self, hits: tuple[PassageHit, ...]) -> int:
+        """How many of the first hits are read for spans: `answer_passages`, and the next one
+        too when its relevance is within CLOSE of the top one's."""
+        n = self.answer_passages
+        top = hits[0].relevance if hits and hits[0].relevance is not None else 0.0
+        nxt = hits[n].relevance if len(hits) > n else None
+        return min(len(hits), n + (nxt is not None and top - nxt <= CLOSE))
+
+    def explain(self, question: str, reading: Reading, answer: Answer | None) -> Explanation:
+        """Why `answer` was given (or none): `qa.read.explain`."""
+        return explain(question, reading.hits, self.passages_read(reading.hits), reading.found, reading.signals,
+                       answer, self.calibration, self.min_support, reading.pasted)
 
     def answer(self, view: View, question: str, reading: Reading) -> Answer | None:
         """The best span as the answer, or None when its confidence is below `min_support`.

@@ -83,20 +83,39 @@ def evidence_signals(question: str, sentence: str, relevance: float, passage: st
     plain coverage came out negative on SQuAD 2.0 (its unanswerable questions reuse the
     paragraph's words) and then doubted pasted sentences, so coverage enters only as near_miss.
     """
-    text = f"{context} {passage}"
-    words = _WORD.findall(question)
-    lower = text.lower()
+    absent = missing(question, f"{context} {passage}")
     asked = content_words(question)
-    missing = len(asked - content_words(text))
     return {
         "margin": margin,
         "relevance": relevance,
         "passage_relevance": passage_relevance,
-        "missing_names": float(sum(w.lower() not in lower for w in words[1:] if w[:1].isupper())),
-        "missing_numbers": float(sum(w not in text for w in words if w.isdigit())),
-        "near_miss": float(1 <= missing <= 2 and missing <= 0.4 * len(asked)),
-        "negation": float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)),
+        "missing_names": float(len(absent["names"])),
+        "missing_numbers": float(len(absent["numbers"])),
+        "near_miss": float(1 <= len(absent["words"]) <= 2 and len(absent["words"]) <= 0.4 * len(asked)),
+        "negation": float(negated(question, sentence)),
     }
+
+
+def missing(question: str, text: str) -> dict[str, list[str]]:
+    """The question's words `text` lacks: capitalised words after the first ("names"), numbers
+    ("numbers") and content words, one per stem, as the question writes them ("words"). The
+    abstention signals count them; an explanation names them."""
+    words = _WORD.findall(question)
+    lower = text.lower()
+    present, stems = content_words(text), {}
+    for w in words:
+        if w.lower() not in STOPWORDS and len(w) > 1 and stem(w) not in present:
+            stems.setdefault(stem(w), w)
+    return {
+        "names": [w for w in words[1:] if w[:1].isupper() and w.lower() not in lower],
+        "numbers": [w for w in words if w.isdigit() and w not in text],
+        "words": list(stems.values()),
+    }
+
+
+def negated(question: str, sentence: str) -> bool:
+    """The question is negated ("Who did not ...") and the sentence is not."""
+    return bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)
 
 
 def verbatim_codes(question: str, sentence: str) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.index import Snapshot, View
+from qa.index.snapshot import Within
 
 RRF_K = 60
 
@@ -27,7 +28,7 @@ class Candidate:
 
 
 def retrieve(question: str, qvec: np.ndarray, reader: Snapshot, view: View,
-             candidates: int, top_k: int) -> list[Candidate]:
+             candidates: int, top_k: int, within: Within | None = None) -> list[Candidate]:
     """Rank passages for a question.
 
     Args:
@@ -37,12 +38,13 @@ def retrieve(question: str, qvec: np.ndarray, reader: Snapshot, view: View,
         view: its stores, for this request.
         candidates: how many each retriever contributes.
         top_k: how many fused results to return.
+        within: the question's scope (`View.within`); None searches every document.
 
     Returns:
         Candidates best first; `score` is the RRF score scaled so 1.0 means first in both.
     """
-    dense = {pid: (rank, s) for rank, (pid, s) in enumerate(reader.dense(qvec, candidates))}
-    lexical = {pid: rank for rank, (pid, _) in enumerate(view.lexical(question, candidates))}
+    dense = {pid: (rank, s) for rank, (pid, s) in enumerate(reader.dense(qvec, candidates, within))}
+    lexical = {pid: rank for rank, (pid, _) in enumerate(view.lexical(question, candidates, within))}
     best = 2.0 / (RRF_K + 1)
     fused = []
     for pid in dense.keys() | lexical.keys():

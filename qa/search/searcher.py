@@ -12,10 +12,12 @@ from dataclasses import replace
 import numpy as np
 
 from qa.index import Snapshot, View
+from qa.index.snapshot import Within
 from qa.models.encoder import Embedder
 from qa.records import PassageHit
 from qa.search.fusion import retrieve
 from qa.search.rerank import CrossEncoder
+from qa.search.scope import Scope
 
 RERANK_FIRST = 8  # passages the cross-encoder always reads
 RERANK_SURE = 4.0  # a logit this high among them is a clear match: the rest are not read
@@ -51,21 +53,24 @@ class Searcher:
         self.candidates, self.keep, self.rerank_passages = candidates, keep, rerank_passages
 
     def search(self, snap: Snapshot, view: View, embedder: Embedder, question: str,
-               check: Callable[[], None] | None = None) -> tuple[PassageHit, ...]:
+               check: Callable[[], None] | None = None, scope: Scope | None = None) -> tuple[PassageHit, ...]:
         """The passages for `question`: those the cross-encoder read, best first, then the rest in
         retrieval order; a passage overlapping a better one of its document is dropped.
 
-        `check` is called between the stages (it raises when the question's time is up)."""
+        `check` is called between the stages (it raises when the question's time is up); a
+        `scope` keeps only its documents' passages (DocumentNotFound when it holds none)."""
         check = check or (lambda: None)
+        within = view.within(scope) if scope else None
         qvec = embedder.encode([question])[0]
         check()
-        hits = self.retrieve(snap, view, qvec, question)
+        hits = self.retrieve(snap, view, qvec, question, within)
         check()
         return self.rerank(question, hits, check)
 
-    def retrieve(self, snap: Snapshot, view: View, qvec: np.ndarray, question: str) -> tuple[PassageHit, ...]:
+    def retrieve(self, snap: Snapshot, view: View, qvec: np.ndarray, question: str,
+                 within: Within | None = None) -> tuple[PassageHit, ...]:
         """Fused dense and lexical candidates, in fused order, with their stored rows."""
-        cands = retrieve(question, qvec, snap, view, self.candidates, self.keep)
+        cands = retrieve(question, qvec, snap, view, self.candidates, self.keep, within)
         found = view.passages([c.id for c in cands])
         return tuple(replace(found[c.id], score=c.score) for c in cands if c.id in found)
 

@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "file (its first line, at least 16 characters); or set FOOTNOTE_ADMIN_TOKEN")
     p.add_argument("--admin-token", default=None,
                    help="the token itself: unsafe on a shared machine, since `ps` shows it to every user")
-    p.add_argument("--sources", default=None, help="folder that uploads go to and reindex reads (default sources/)")
+    p.add_argument("--sources", default=None, help="folder that uploads go to and reindex reads (default: the "
+                   "first folder the index was built from, else sources/)")
     common(p)
     p.set_defaults(func=cmd_serve)
 

@@ -21,30 +21,53 @@ class Sentence:
     paragraph: int = 0
 
 
+# The reserved keys of `Reference.stored_fields` (no parsed field starts with "_").
+_LABEL, _NOTE = "_label", "_note"
+
+
 @dataclass(frozen=True)
 class Reference:
     """One entry of a source's reference list (or one `<ref>` body).
 
     `key` is how markers point at it ("1", "a", "note 1", an HTML anchor); `text` is the
     note exactly as the source gives it, whitespace normalised; `fields` holds what could be
-    parsed from it (url, title, authors, date, ...) and never anything invented.
+    parsed from it (url, title, authors, date, ...) and never anything invented. `label` is
+    the entry's label as a reader of the source sees it ("13", "e", "note 1"; an HTML anchor
+    key never is one), None when the source shows none or the index predates labels; `note`
+    says the source lists it among its explanatory notes, apart from its references.
     """
 
     key: str
     text: str
     fields: dict[str, Any] = field(default_factory=dict)
     resolved: str | None = None
+    label: str | None = None
+    note: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"key": self.key, "text": self.text, **self.fields}
+        out: dict[str, Any] = {"key": self.key, "label": self.label, "note": self.note, "text": self.text,
+                               **self.fields}
         if self.resolved:
             out["resolved"] = self.resolved
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reference:
-        fields = {k: v for k, v in d.items() if k not in ("key", "text", "resolved")}
-        return cls(d["key"], d["text"], fields, d.get("resolved"))
+        fields = {k: v for k, v in d.items() if k not in ("key", "text", "resolved", "label", "note")}
+        return cls(d["key"], d["text"], fields, d.get("resolved"), d.get("label"), d.get("note", False))
+
+    def stored_fields(self) -> dict[str, Any]:
+        """The fields as the index stores them: `label` and `note` ride along under reserved keys,
+        so carrying them needed no change to the index's schema."""
+        return {**self.fields, **({_LABEL: self.label} if self.label is not None else {}),
+                **({_NOTE: True} if self.note else {})}
+
+    @classmethod
+    def from_stored(cls, key: str, text: str, fields: dict[str, Any], resolved: str | None) -> Reference:
+        """The reference `stored_fields` was written for; one from an index built before labels
+        reads back with no label, not a note."""
+        rest = {k: v for k, v in fields.items() if k not in (_LABEL, _NOTE)}
+        return cls(key, text, rest, resolved, fields.get(_LABEL), bool(fields.get(_NOTE)))
 
 
 @dataclass(frozen=True)
@@ -94,7 +117,8 @@ class DocumentRef:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "title": self.title, "path": self.path}
-        out.update({k: v for k, v in self.meta.items() if k in ("url", "author", "date", "license")})
+        # `language` ("non-English?") travels too: an answer drawn from such a document is weak
+        out.update({k: v for k, v in self.meta.items() if k in ("url", "author", "date", "license", "language")})
         return out
 
     @classmethod
@@ -199,9 +223,10 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Note:
-    """A numbered footnote of an answer: a citation the source put on an evidence sentence, or,
-    for a sentence its source marks no citation on, the document itself (`footnote` None).
-    `start`/`end` are the first sentence it is cited on; `page` that sentence's page."""
+    """A numbered footnote of an answer: a citation the source put on an evidence sentence
+    (`footnote` None only in answers numbered before marker-less sentences went unnumbered,
+    which cited the document itself). `start`/`end` are the first sentence it is cited on;
+    `page` that sentence's page."""
 
     n: int
     footnote: Footnote | None
@@ -272,7 +297,8 @@ class Answer:
 def numbered(answer: Answer) -> Answer:
     """The answer with its footnotes numbered: the answer's sentences in reading order, then each
     conflict's. The same citation (document, marker, locator, reference) keeps one number; a
-    sentence without a marker is cited to its document under a number of its own."""
+    sentence without a marker gets none (`Evidence.notes` empty): a number would lead only to "no
+    citation", and the sentence is cited by its document and position, as every view shows."""
     notes: list[Note] = []
     numbers: dict[tuple, int] = {}
 
@@ -280,9 +306,8 @@ def numbered(answer: Answer) -> Answer:
         out = []
         for ev in evidence:
             mine = []
-            for fn in ev.footnotes or (None,):
-                key = ((ev.document.id, fn.marker, fn.locator, fn.reference and fn.reference.key) if fn
-                       else (ev.document.id, ev.start))
+            for fn in ev.footnotes:
+                key = (ev.document.id, fn.marker, fn.locator, fn.reference and fn.reference.key)
                 if key not in numbers:
                     numbers[key] = len(notes) + 1
                     notes.append(Note(numbers[key], fn, ev.document, ev.start, ev.end, ev.page))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,12 @@ def client(app):
 @pytest.fixture(scope="session")
 def live_server(app):
     """The app under a real waitress server on a free port (in a thread); yields its base URL."""
+    yield from serve(app)
+
+
+def serve(app) -> Iterator[str]:
+    """Run `app` under a real waitress server on a free port (in a thread) and yield its base URL; a
+    test module serving an index of its own overrides `live_server` with this."""
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.datastructures import FileStorage
 
 from qa import FootnoteError
 from qa.errors import ConfigError, UploadRejected
+from web import sources
 from web.ask import pipeline
 
 bp = Blueprint("admin", __name__)
@@ -157,13 +158,18 @@ def _require_api_token() -> None:
         raise Forbidden("the admin token is wrong")
 
 
-def _require_form() -> None:
-    """A page action: signed-in session and the session's CSRF token in the form."""
+def _require_session() -> None:
+    """A signed-in page session: admin actions are on and the session is alive."""
     if not _token():
         raise Forbidden(DISABLED)
     if not _signed_in():
         raise Unauthorized("sign in with the admin token first (a session ends when signed out or "
                            "unused for a while)")
+
+
+def _require_form() -> None:
+    """A page action: signed-in session and the session's CSRF token in the form."""
+    _require_session()
     if not _same(request.form.get("csrf", ""), session.get("csrf", "")):
         raise Forbidden("the form is stale or came from another site (CSRF token mismatch); reload the page")
 
@@ -190,11 +196,18 @@ def _save(files: list[FileStorage]) -> tuple[list[str], list[tuple[str, Footnote
 
 @bp.post("/sources/login")
 def login() -> Response:
-    """Exchange the admin token for a session (its id in a signed cookie)."""
+    """Exchange the admin token for a session (its id in a signed cookie). A wrong token, or a
+    client over the limit, gets the sources page back with the sign-in form and the reason."""
     if not _token():
         raise Forbidden(DISABLED)
-    if not guard().check(request.form.get("token", ""), request.remote_addr or ""):
-        raise Forbidden("the admin token is wrong")
+    try:
+        right = guard().check(request.form.get("token", ""), request.remote_addr or "")
+    except TooManyAttempts as exc:
+        resp = sources.page(exc.status, f"{exc}.")
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+    if not right:
+        return sources.page(Forbidden.status, "the admin token is wrong; check it and try again.")
     guard().close(session.get("sid"))
     session.clear()
     session["sid"] = guard().open()
@@ -223,6 +236,14 @@ def upload() -> Response:
     if not saved and not errors:
         flash("Choose one or more files to upload.", "error")
     return redirect(url_for("sources.index"))
+
+
+@bp.get("/sources/<doc_id>/delete")
+def confirm_delete(doc_id: str) -> str:
+    """The step before a removal: names the file and the folder and says what is removed; the
+    sources page's script shows the same section as a dialog."""
+    _require_session()
+    return render_template("remove.html", removal=pipeline().library.removal(doc_id))
 
 
 @bp.post("/sources/<doc_id>/delete")
@@ -275,9 +296,10 @@ def api_reindex() -> tuple[Response, int]:
 
 @bp.get("/api/reindex")
 def api_reindex_status() -> Response:
-    """Progress of the current or last reindex: state, done/total, current file, errors by file."""
+    """Progress of the current or last reindex: state, done/total, current file, errors by file;
+    and `index`, what the serving index holds now (a job's `summary` counts it as the job left it)."""
     _require_api_token()
-    return jsonify(pipeline().library.reindex_job.status())
+    return jsonify(pipeline().library.reindex_status())
 
 
 @bp.get("/sources/reindex/status")
@@ -285,4 +307,4 @@ def reindex_status() -> Response:
     """The same progress for the signed-in sources page (its script polls this)."""
     if not _signed_in():
         raise Unauthorized("sign in with the admin token first")
-    return jsonify(pipeline().library.reindex_job.status())
+    return jsonify(pipeline().library.reindex_status())

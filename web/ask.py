@@ -1,5 +1,6 @@
 """The ask page (`/`, `/?q=...`) and its JSON twin (`/api/ask?q=...`): one `Pipeline.ask` each,
-admitted by `Questions`, the bound on the questions the server holds."""
+admitted by `Questions`, the bound on the questions the server holds. Without a question the
+page is the home page: what is indexed, example questions, how to add sources."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask.blueprints import BlueprintSetupState
 
 from qa import FootnoteError, Pipeline, Result
-from web import card
+from qa.index import Snapshot, View
+from qa.records import DocumentRef
+from web import card, home, snippets
 
 bp = Blueprint("ask", __name__)
 
@@ -83,6 +86,7 @@ class Questions:
 def _bound(state: BlueprintSetupState) -> None:
     config = state.app.extensions["footnote"].config
     state.app.extensions["footnote_questions"] = Questions(config["threads"], config["queue_limit"])
+    state.app.extensions["footnote_examples"] = home.Examples(lambda q: answer(q).answered)
 
 
 def pipeline() -> Pipeline:
@@ -113,15 +117,58 @@ def limits() -> dict[str, Any]:
     return {"max_question_chars": pipeline().config["max_question_chars"]}
 
 
+_EDGES = " \t\n\"'“”‘’.,;:!?"
+
+
+def whole_sentence(c: card.Card) -> bool:
+    """Whether the answer is its whole sentence (a pasted statement found): shown once, as the quote."""
+    line = next((ln for ln in c.lines if ln.answer), None)
+    return line is not None and not line.before.strip(_EDGES) and not line.after.strip(_EDGES)
+
+
+def not_english(c: card.Card) -> list[DocumentRef]:
+    """The documents the answer (or a differing answer) is drawn from whose text does not look
+    English (`meta.language`, set at indexing): the English-only models read them badly."""
+    lines = [*c.lines, *(ln for alt in c.conflicts for ln in alt.lines)]
+    docs = {ln.evidence.document.id: ln.evidence.document for ln in lines}
+    return [d for d in docs.values() if d.meta.get("language")]
+
+
+def closest(result: Result) -> list[snippets.Snippet]:
+    """The retrieved passages as readable snippets, sliced from the serving index's sentences."""
+    def work(_: Snapshot, view: View) -> list[snippets.Snippet]:
+        return snippets.build(result.question, result.passages,
+                              lambda doc, first, last: [(s.start, t) for _, s, t in view.sentences(doc, first, last)])
+    return pipeline().serving.reading(work)
+
+
+def _home() -> str:
+    """The page without a question: what is indexed, a few example questions, how to add sources."""
+    pipe = pipeline()
+    page = {"question": "", "result": None, "card": None, "sources_dir": pipe.library.sources_dir}
+    try:
+        summary = home.overview(pipe.library)
+    except FootnoteError as exc:  # no usable index: the page says which command makes one
+        if exc.status != 503:
+            raise
+        return render_template("ask.html", **page, overview=None, problem=str(exc))
+    examples = current_app.extensions["footnote_examples"].of(pipe.library, summary.generation)
+    return render_template("ask.html", **page, overview=summary, examples=examples)
+
+
 @bp.get("/")
 def index() -> Response | str:
-    """The question box; with `?q=` also the answer card or the abstention."""
+    """The home page; with `?q=` the question box with the answer card or the abstention
+    (`&scores=1` shows the passages' retrieval scores)."""
     question = request.args.get("q")
     if question is None:
-        return render_template("ask.html", question="", result=None, card=None)
+        return _home()
     result = answer(question)
+    built = card.build(result)
     resp = current_app.make_response(render_template(
-        "ask.html", question=question, result=result, card=card.build(result)))
+        "ask.html", question=question, result=result, card=built, snippets=closest(result),
+        whole=bool(built and whole_sentence(built)), not_english=not_english(built) if built else [],
+        scores=request.args.get("scores") == "1"))
     twin = url_for("ask.api", q=question)
     resp.headers["Link"] = f'<{twin}>; rel="alternate"; type="application/json"'
     return resp

@@ -42,12 +42,22 @@ class Paragraph:
 
 @dataclass
 class Ref:
-    """A reference-list entry, the sentences citing it, whether the highlighted one does."""
+    """A reference-list entry, the sentences citing it, whether the highlighted one does, and
+    its label as a reader of the source sees it (never an internal key)."""
 
     anchor: str
     data: dict[str, Any]
     cited_by: list[int] = field(default_factory=list)
     cited_here: bool = False
+    label: str | None = None
+
+
+@dataclass
+class RefList:
+    """A run of the source's list: its explanatory notes or its references, in the source's order."""
+
+    notes: bool
+    refs: list[Ref]
 
 
 @dataclass
@@ -58,6 +68,7 @@ class Layout:
     references: list[Ref]
     unresolved: int
     first: int | None  # index of the first highlighted sentence (it carries id="highlight")
+    lists: list[RefList] = field(default_factory=list)  # `references` as the source groups them
 
 
 def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None) -> Layout:
@@ -68,7 +79,7 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
         start, end: character offsets from an answer or a passage (either missing: no highlight).
     """
     text = doc["text"]
-    refs = {r["key"]: Ref(f"ref-{i}", r) for i, r in enumerate(doc["references"], 1)}
+    refs = {r["key"]: Ref(f"ref-{i}", r, label=r.get("label")) for i, r in enumerate(doc["references"], 1)}
     unresolved = 0
     spans = []
     page = None
@@ -89,6 +100,7 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
                 if s["index"] not in ref.cited_by[-1:]:
                     ref.cited_by.append(s["index"])
                 ref.cited_here |= hit
+                ref.label = ref.label or fn["marker"]  # an index built before labels: as its marker reads
             pieces.append(Marker(fn["marker"], fn["where"],
                                  ref.anchor if ref else None))
         if s["end"] > at:
@@ -98,7 +110,19 @@ def layout(doc: dict[str, Any], start: int | None = None, end: int | None = None
         spans.append(Span(s["index"], s["start"], s["end"], pieces, hit, opens))
     paragraphs = _paragraphs(text, spans, doc)
     first = next((sp.index for sp in spans if sp.highlighted), None)
-    return Layout(paragraphs, list(refs.values()), unresolved, first)
+    return Layout(paragraphs, list(refs.values()), unresolved, first, _lists(list(refs.values())))
+
+
+def _lists(refs: list[Ref]) -> list[RefList]:
+    """The entries in runs of notes and of references, as the source lists them (a page may put
+    its explanatory notes before its references or after)."""
+    out: list[RefList] = []
+    for ref in refs:
+        note = bool(ref.data.get("note"))
+        if not out or out[-1].notes != note:
+            out.append(RefList(note, []))
+        out[-1].refs.append(ref)
+    return out
 
 
 def _paragraphs(text: str, spans: list[Span], doc: dict[str, Any]) -> list[Paragraph]:

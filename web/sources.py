@@ -48,9 +48,19 @@ def _listing(endpoint: str) -> dict:
 @bp.get("/sources")
 def index() -> Response:
     """The indexed documents with their counts, a page at a time."""
-    html = render_template("sources.html", listing=_listing("sources.index"),
-                           reindex=pipeline().library.reindex_job.status(), fallback=pipeline().serving.fallback)
-    return _alternate(html, url_for("sources.api_index", **request.args))
+    return page()
+
+
+def page(status: int = 200, login_message: str | None = None) -> Response:
+    """The sources page; the admin sign-in answers a refused token with it (`status` 403 or 429)
+    so the form and its message stand where the token was typed."""
+    library = pipeline().library
+    html = render_template("sources.html", listing=_listing("sources.index"), reindex=library.reindex_status(),
+                           fallback=pipeline().serving.fallback, upload_folder=library.sources_shown(),
+                           login_message=login_message)
+    resp = _alternate(html, url_for("sources.api_index", **request.args))
+    resp.status_code = status
+    return resp
 
 
 @bp.get("/api/sources")

@@ -92,7 +92,7 @@ def add_document(conn: sqlite3.Connection, doc_id: str, doc: Document, sha256: s
     conn.executemany("INSERT INTO paragraphs VALUES (?,?,?,?)",
                      [(doc_id, i, start, end) for i, (start, end) in enumerate(doc.paragraphs)])
     conn.executemany("INSERT INTO refs VALUES (?,?,?,?,?,?)",
-                     [(doc_id, i, r.key, r.text, json.dumps(r.fields), r.resolved)
+                     [(doc_id, i, r.key, r.text, json.dumps(r.stored_fields()), r.resolved)
                       for i, r in enumerate(doc.references)])
     conn.executemany("INSERT INTO citations VALUES (?,?,?,?,?,?)",
                      [(doc_id, c.sentence, c.marker, c.position, c.locator, c.reference) for c in doc.citations])
@@ -223,14 +223,15 @@ def citations(conn: sqlite3.Connection, doc_id: str, sentence_ids: Iterable[int]
         args += ids
     out = []
     for r in conn.execute(sql + " ORDER BY c.position, c.rowid", args):
-        ref = Reference(r["rkey"], r["rtext"], json.loads(r["rfields"]), r["rresolved"]) if r["rkey"] else None
+        ref = (Reference.from_stored(r["rkey"], r["rtext"], json.loads(r["rfields"]), r["rresolved"])
+               if r["rkey"] else None)
         out.append((Citation(r["sentence"], r["marker"], r["position"], r["locator"], r["ref_key"]), ref))
     return out
 
 
 def references(conn: sqlite3.Connection, doc_id: str) -> list[Reference]:
     rows = conn.execute("SELECT * FROM refs WHERE doc_id = ? ORDER BY ord", (doc_id,))
-    return [Reference(r["key"], r["text"], json.loads(r["fields"]), r["resolved"]) for r in rows]
+    return [Reference.from_stored(r["key"], r["text"], json.loads(r["fields"]), r["resolved"]) for r in rows]
 
 
 def document(conn: sqlite3.Connection, doc_id: str) -> StoredDocument | None:

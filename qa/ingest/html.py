@@ -20,7 +20,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from qa.errors import ParseError
 from qa.ingest.builder import DocumentBuilder
-from qa.ingest.reference_fields import parse_fields
+from qa.ingest.reference_fields import citation_shaped, parse_fields
 from qa.ingest.reference_lists import BodySections, group_label
 from qa.records import Document, Reference
 
@@ -38,6 +38,8 @@ _BLOCKS = {"p", "div", "li", "ul", "ol", "dl", "dd", "dt", "blockquote", "sectio
            "main", "body", "tr", "br", "hr"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _ROOTS = ("#mw-content-text .mw-parser-output", ".mw-parser-output", "#mw-content-text", "main", "article", "body")
+# A list's counter style, in a Parsoid group name or a classic list's class or style ("reflist-lower-alpha").
+_LIST_STYLE = re.compile(r"(?:lower|upper)-(?:alpha|roman|greek)")
 _DISPLAYSTYLE = re.compile(r"^\{\\displaystyle\s*(.*)\}$", re.S)
 _SPACE = re.compile(r"\s+")
 # Nesting kept for the HTML parser: deeper elements lose their tags (their text stays). Lexbor,
@@ -156,27 +158,77 @@ def _fragment(href: str | None) -> str | None:
     return unquote(href.rsplit("#", 1)[1]) if href and "#" in href else None
 
 
+def marker_label(link: LexborNode) -> str:
+    """The label a reader sees on a marker's link: "[13]" -> "13", "[note 1]" -> "note 1", and
+    Parsoid's "[lower-alpha 5]" -> "e" (its stylesheet shows the group's counter, not the name)."""
+    label = link.text().strip().strip("[]").strip()
+    group, _, number = label.rpartition(" ")
+    if group and number.isdigit() and " " not in group:
+        return group_label(group, int(number))
+    return label
+
+
+def _shown_labels(tree: LexborHTMLParser) -> dict[str, str]:
+    """Each note's label as the first marker linking to it shows it: what a reader sees next to the marker."""
+    shown: dict[str, str] = {}
+    for sup in tree.css("sup"):
+        link = sup.css_first("a[href*='#cite_note-']") if _is_marker(sup) else None
+        target = _fragment(link.attributes.get("href")) if link is not None else None
+        if target and target not in shown and (label := marker_label(link)):
+            shown[target] = label
+    return shown
+
+
+def _list_group(ol: LexborNode) -> str:
+    """The reference group a list shows: Parsoid names it (`data-mw-group`); a classic notes list
+    only styles its counter (`reflist-lower-alpha`, `list-style-type: lower-alpha`) on itself or
+    on its wrapper. "" is the plain numbered references."""
+    if group := ol.attributes.get("data-mw-group"):
+        return group
+    node: LexborNode | None = ol
+    for _ in range(3):
+        if node is None:
+            break
+        if m := _LIST_STYLE.search(f"{node.attributes.get('class') or ''} {node.attributes.get('style') or ''}"):
+            return m.group(0)
+        node = node.parent
+    return ""
+
+
 def references(tree: LexborHTMLParser) -> list[Reference]:
-    """Every note of the page's reference lists, keyed by its anchor id, with fields and short-form targets."""
+    """Every note of the page's reference lists, keyed by its anchor id, with fields and short-form targets.
+
+    Each note is labelled as a reader of the page sees it: as the markers linking to it show it,
+    else by its place in its list and the list's group; a note outside the plain numbered group
+    is an explanatory note. Fields are read only from a note that is a citation (CS1's `<cite>`,
+    or citation-shaped text): an explanatory note's quoted words are no title.
+    """
     anchors = {c.attributes.get("id"): c for c in tree.css('cite[id^="CITEREF"]')}
+    shown = _shown_labels(tree)
+    places: dict[int, int] = {}  # list (mem_id) -> notes seen in it so far
     refs, seen = [], set()
     for li in tree.css('li[id^="cite_note-"]'):
         key = li.attributes.get("id") or ""
+        ol = li.parent if li.parent is not None and li.parent.tag == "ol" else None
+        if ol is not None:
+            places[ol.mem_id] = places.get(ol.mem_id, 0) + 1
         body = li.css_first("span.reference-text") or li.css_first("span.mw-reference-text") or li
         text = plain(body)
         if key in seen or not text:
             continue
         seen.add(key)
-        fields = parse_fields(text)
+        label = shown.get(key) or (group_label(_list_group(ol), places[ol.mem_id]) if ol is not None else None)
+        citation = body.css_first("cite") is not None or citation_shaped(text)
+        fields = parse_fields(text) if citation else {}
         link = next((a.attributes.get("href") for a in body.css("a.external")
                      if (a.attributes.get("href") or "").startswith("http")), None)
-        if link and "url" not in fields:
+        if citation and link and "url" not in fields:
             fields["url"] = link
         targets = [anchors[f] for a in body.css("a[href*='#CITEREF']")
                    if (f := _fragment(a.attributes.get("href"))) in anchors]
         resolved = "; ".join(dict.fromkeys(plain(t) for t in targets if t.parent is not None
                                            and not _inside(t, body))) or None
-        refs.append(Reference(key, text, fields, resolved))
+        refs.append(Reference(key, text, fields, resolved, label, bool(label) and not label.isdigit()))
     return refs
 
 
@@ -235,11 +287,7 @@ class _Walker:
                 self.b.locate(shown[1:])
             return
         target = _fragment(link.attributes.get("href"))
-        label = link.text().strip().strip("[]").strip()
-        group, _, number = label.rpartition(" ")
-        if group and number.isdigit() and " " not in group:  # Parsoid writes "[lower-alpha 1]"
-            label = group_label(group, int(number))
-        if label:
+        if label := marker_label(link):
             self.b.cite(label, None, target if target in self.keys else None)
 
 

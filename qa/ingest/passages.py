@@ -11,7 +11,9 @@ from qa.records import Document
 # Recorded in the index manifest: an index cut by another version is refused with a rebuild hint.
 # 2: passages end at paragraph breaks as well as at section changes.
 # 3: a sentence longer than `max_chars` is cut into passages of at most `max_chars`.
-VERSION = 3
+# 4: no change to the cutting; a new version makes `qa index` read every served file again, so
+#    indexes built before references carried their labels (`Reference.label`, `note`) get them.
+VERSION = 4
 
 
 @dataclass(frozen=True)

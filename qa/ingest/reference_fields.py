@@ -16,6 +16,13 @@ _DATE_IN_PARENS = re.compile(
     r"\((\d{4}(?:-\d{2}(?:-\d{2})?)?|(?:\d{1,2} )?[A-Z][a-z]+\.? (?:\d{1,2}, )?\d{4}|\d{4}[a-z]?)\)")
 _QUOTED = re.compile(r"[\"“]([^\"”]{3,}?)[\"”]")
 _PAGES = re.compile(r"\bpp?\.\s?(\d+(?:\s?[–-]\s?\d+)?)")
+_IDENTIFIER = re.compile(r"\b(?:ISSN|PMID|PMC|OCLC|arXiv|JSTOR|Bibcode|S2CID)\b"
+                         r"|\b(?:Retrieved|Archived from|Accessed) ")
+# A short form at the start: "Moss 1999, p. 13.", "Smith & Jones 2006", "Larson et al. (2014)".
+_SHORT_FORM = re.compile(r"^(?:[A-Z][\w'’-]*,? (?:(?:&|and) )?)+(?:et al\.,? )?\(?\d{4}[a-z]?\)?(?:[,.:;]|$)")
+# Words that may stand lower-case in a list of authors ("van Dijk", "Smith, J. et al.", "eds.").
+_PARTICLES = {"and", "et", "al", "de", "del", "der", "den", "van", "von", "da", "di", "du", "la", "le", "y", "ed",
+              "eds", "&"}
 
 
 def parse_fields(text: str) -> dict[str, Any]:
@@ -51,6 +58,28 @@ def parse_fields(text: str) -> dict[str, Any]:
         if work and len(work) < 120 and not work.lower().startswith(("archived", "retrieved", "in ")):
             fields["work"] = work
     return fields
+
+
+def citation_shaped(text: str) -> bool:
+    """Whether a note reads as a citation (a link, an identifier, authors then a date, a short
+    form) rather than as an explanatory remark, whose quoted words are no title: fields are
+    read only from the former.
+
+    Args:
+        text: the note as the source gives it.
+    """
+    if _URL.search(text) or _DOI.search(text) or _ISBN.search(text) or _IDENTIFIER.search(text):
+        return True
+    if _SHORT_FORM.match(text):
+        return True
+    date = _DATE_IN_PARENS.search(text)
+    return bool(date) and 0 < date.start() < 200 and _names(text[: date.start()])
+
+
+def _names(text: str) -> bool:
+    """Whether text is a list of names ("Hale, Ann", "Reed, J.; van Dijk, K."), not prose."""
+    words = [w.strip(".,;:()") for w in text.split()]
+    return all(not w or w[0].isupper() or w[0].isdigit() or w.lower() in _PARTICLES for w in words)
 
 
 def _quoted(text: str) -> re.Match[str] | None:

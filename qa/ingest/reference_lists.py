@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from qa.ingest.reference_fields import parse_fields
+from qa.ingest.reference_fields import citation_shaped, parse_fields
 from qa.records import Reference
 
 # A numbered or lettered label, optionally followed by a caret: "1. ^", "12 ^", "a. ^", "[3]", "[^x]:".
@@ -138,8 +138,9 @@ def build_references(entries: list[Entry], markers: list[str]) -> tuple[list[Ref
         markers: every marker in the body, in reading order, repeats included.
 
     Returns:
-        The references (keys: the label, or "u1", "u2", ... for unnumbered entries) and the
-        marker -> key links that the source makes certain.
+        The references (keys: the label, or "u1", "u2", ... for unnumbered entries; lettered and
+        "note n" entries are notes; fields only from citation-shaped ones) and the marker -> key
+        links that the source makes certain.
     """
     refs, link = [], {}
     unnumbered = [e for e in entries if e.label is None]
@@ -154,7 +155,8 @@ def build_references(entries: list[Entry], markers: list[str]) -> tuple[list[Ref
             key = f"u{n}"
             if complete:
                 link[str(n)] = key
-        refs.append(Reference(key, e.text, parse_fields(e.text)))
+        refs.append(Reference(key, e.text, parse_fields(e.text) if citation_shaped(e.text) else {}, None,
+                              e.label, e.label is not None and not e.label.isdigit()))
     return refs, link
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from qa.errors import DocumentNotFound, FootnoteError
 from qa.index import Serving, View, current, encoder_backend, upgradable, upgrade
+from qa.index.store import StoredDocument
 from qa.ingest.pool import Limits
 from qa.library import build, uploads
 from qa.library.jobs import ReindexJob
@@ -95,12 +96,51 @@ class Library:
         Raises:
             DocumentNotFound: no document has that id.
         """
-        doc = self.serving.reading(lambda _, view: view.document(doc_id))
-        if doc is None:
-            raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
+        doc = self._stored(doc_id)
         report = self.index([], remove=[doc.source])  # the index first: if that fails, the file stays
         uploads.delete_source(self.sources_dir, doc.source)  # a file indexed from elsewhere stays on disk
         return report
+
+    def removal(self, doc_id: str) -> dict[str, Any]:
+        """What `delete_document` would do, for the step that asks first: the document's `id`,
+        `title` and `path`; the source `folder` (as messages show it, ending in "/"), whether the
+        file lies `inside` it and its `name` there, and whether the file is deleted from disk too
+        (`deletes_file`: inside the folder and still there).
+
+        Raises:
+            DocumentNotFound: no document has that id.
+        """
+        doc, folder = self._stored(doc_id), self.sources_dir
+        inside = uploads.contains(folder, Path(doc.source))
+        name = str(Path(doc.source).resolve().relative_to(folder.resolve())) if inside else doc.ref.path
+        return {"id": doc_id, "title": doc.ref.title, "path": doc.ref.path, "folder": self.sources_shown(),
+                "inside": inside, "name": name, "deletes_file": uploads.deletable(folder, doc.source)}
+
+    def sources_shown(self) -> str:
+        """The source folder as pages name it (relative to the working folder when inside it)."""
+        return build.display_path(self.sources_dir).rstrip("/") + "/"
+
+    def reindex_status(self) -> dict[str, Any]:
+        """The reindex job's status with what the serving index holds now (`index`: documents,
+        passages, generation; None without an index). A job's own summary counts the index as
+        the job left it, which later removals and uploads change."""
+        status = self.reindex_job.status()
+        try:
+            info = self.summary()
+        except FootnoteError:
+            return {**status, "index": None}
+        return {**status, "index": {k: info[k] for k in ("documents", "passages", "generation")}}
+
+    def _stored(self, doc_id: str) -> StoredDocument:
+        """The stored document with this id (its `source` is the file's absolute path).
+
+        Raises:
+            DocumentNotFound: no document has that id.
+        """
+        doc = self.serving.reading(lambda _, view: view.document(doc_id))
+        if doc is None:
+            raise DocumentNotFound(f"no indexed document has id {doc_id!r}")
+        return doc
 
     def summary(self) -> dict[str, Any]:
         """What the serving generation holds: counts, backends, and its segments with the kind

@@ -87,14 +87,20 @@ def save_upload(folder: Path, filename: str, data: bytes, max_bytes: int, limits
     return target
 
 
+def deletable(folder: Path, path: str) -> bool:
+    """Whether removing the document indexed from `path` also deletes its file: only a regular
+    file inside the source folder is ever deleted (the confirmation step says which it is)."""
+    target = Path(path)
+    return contains(folder, target) and target.is_file()
+
+
 def delete_source(folder: Path, path: str) -> bool:
     """Delete a document's file when it lies in the source folder; files elsewhere are never touched.
 
     Returns:
         Whether a file was deleted.
     """
-    target = Path(path)
-    if not contains(folder, target) or not target.is_file():
+    if not deletable(folder, path):
         return False
-    target.unlink()
+    Path(path).unlink()
     return True

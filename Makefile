@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test train-reader calibrate run index test lint bench bench-scale inspect-eval eval screenshots chromium latency load clean
+.PHONY: install install-test install-scale train-reader calibrate run index test test-scale pg-up pg-down lint bench bench-scale inspect-eval eval screenshots chromium latency load clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -20,9 +20,15 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/activate
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
+$(VENV)/.installed-scale: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install --quiet -e '.[test,postgres,ray]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+install-scale: $(VENV)/.installed-scale
 
 # Footnote's span reader, trained here on ../shared/train (read in place); about 85 minutes on 2 cores.
 # Writes qa/models/reader/ (model.onnx, tokenizer.json, MODEL_CARD.md); checkpoints in ~/.cache/footnote/train.
@@ -43,6 +49,11 @@ run: index
 test: install-test chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
+
+# The scaling-out tests (README "Scaling out"): PostgreSQL (primary and replica, started and
+# stopped by the tests) and a two-node Ray cluster on loopback; at most 15 minutes on 2 cores.
+test-scale: install-scale chromium
+	$(VENV)/bin/python -m pytest -q -m scale
 
 # Debian's chromium for the browser tests and screenshots; Playwright drives it (never `playwright install`).
 chromium:

@@ -38,28 +38,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _check(args)
     if args.merge or args.upgrade:
         return _compact(args)
-    from tqdm import tqdm
-
     pipe = _pipeline(args)
-    bar = tqdm(total=0, unit="file", disable=args.quiet or None, file=sys.stderr)
-
-    def progress(done: int, total: int, current: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(current[-40:], refresh=True)
-
     from qa.library.watch import scan, watch
 
     paths = args.paths or ["sources"]
     before = scan(paths) if args.watch else None
-    status = _index_once(pipe, paths, args, progress, rebuild=args.rebuild)
-    bar.close()
+    status = _index_once(pipe, paths, args, not args.quiet, rebuild=args.rebuild)
     if not args.watch:
         return status
 
     def reindex() -> None:
         try:
-            _index_once(pipe, paths, args, None, rebuild=False)
+            _index_once(pipe, paths, args, False, rebuild=False)
         except FootnoteError as exc:  # e.g. another writer holds the lock: try again on the next change
             print(f"error: {exc}", file=sys.stderr, flush=True)
 
@@ -99,9 +89,22 @@ def _compact(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, progress, rebuild: bool) -> int:
-    """One indexing run with its report printed; returns the exit status it deserves."""
-    report = pipe.library.index(paths, rebuild=rebuild, progress=progress)
+def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, progress: bool, rebuild: bool) -> int:
+    """One indexing run with its report printed; returns the exit status it deserves.
+
+    With `progress`, stderr shows it: a bar in place on a terminal, else a line every 5 s and
+    one at the end (see `qa.library.progress`).
+    """
+    from qa.library.build import BuildReport
+    from qa.library.progress import IndexProgress
+
+    report = BuildReport()
+    meter = IndexProgress(sys.stderr, report) if progress else None
+    try:
+        pipe.library.index(paths, rebuild=rebuild, progress=meter, report=report)
+    finally:
+        if meter:
+            meter.close()  # a bar left open by an error ends its line before the error is printed
     for path, why in report.failed:
         print(f"skipped {path}: {why}", file=sys.stderr)
     if report.outside:

@@ -31,20 +31,23 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(paths: tuple[str, ...] = ("sources",), timeout: float = 180) -> Iterator[str]:
-    """Index `paths` into a temporary folder, run `qa serve` on a free port, yield its base URL.
+def serving(paths: tuple[str, ...] = ("sources",), timeout: float = 180, serve_args: tuple[str, ...] = ()
+            ) -> Iterator[str]:
+    """Index `paths` into a temporary folder, run `qa serve` (with `serve_args`) on a free port,
+    yield its base URL.
 
     Raises:
         RuntimeError: the server stopped or did not answer within `timeout` seconds.
     """
     with tempfile.TemporaryDirectory(prefix="footnote-index-") as index:
         subprocess.run(_qa("index", *paths, "--index", index, "--quiet"), cwd=ROOT, check=True)
-        with serve_index(index, timeout) as (base, _proc, _ready):
+        with serve_index(index, timeout, serve_args) as (base, _proc, _ready):
             yield base
 
 
 @contextmanager
-def serve_index(index: str, timeout: float = 180) -> Iterator[tuple[str, subprocess.Popen, float]]:
+def serve_index(index: str, timeout: float = 180, serve_args: tuple[str, ...] = ()
+                ) -> Iterator[tuple[str, subprocess.Popen, float]]:
     """Run `qa serve` on an existing index; yield its base URL, the process and the seconds
     from starting it to its first answer.
 
@@ -53,7 +56,7 @@ def serve_index(index: str, timeout: float = 180) -> Iterator[tuple[str, subproc
     """
     port = _free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port)), cwd=ROOT)
+    proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port), *serve_args), cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -158,7 +158,7 @@ def test_hostile_markdown_is_parsed_in_linear_time():
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout)
     assert got["padded_heading"] == {"text": "Body text.", "sections": ["x y"], "sentences": 1, "citations": 0,
-                                     "title": "x" + " " * 20000 + "y"}
+                                     "title": "x y"}
     for name in ("emphasis_openers", "underscore_openers", "nested_brackets", "unclosed_brackets"):
         assert got[name]["text"] == HOSTILE[name].strip() and got[name]["citations"] == 0, name
     paragraphs = got["nested_lists"]["text"].split("\n\n")

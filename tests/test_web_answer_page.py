@@ -106,7 +106,8 @@ def test_api_answer_names_the_language_flag_of_its_document(german_app, client):
 def test_abstention_shows_snippets_under_their_document_titles_without_scores(client, pipeline):
     page = html_of(client.get("/", query_string={"q": OFF_TOPIC}))
     assert "The sources do not answer this" in page
-    assert not re.search(r"relevance -?\d|score \d", page)
+    shown, why = page.split('<details class="why"')  # scores only in "Why no answer?", opened when asked
+    assert not re.search(r"relevance -?\d|score \d", shown) and re.search(r"relevance [-+]\d", why)
     items = re.findall(r'<li>\s*<p class="meta"><a href="/documents/(\w+)\?start=(\d+)&amp;end=(\d+)#highlight">'
                        r'(.*?)</a>.*?<p class="passage-text">(.*?)</p>', page, re.S)
     assert items

@@ -4,20 +4,23 @@ page is the home page: what is indexed, example questions, how to add sources.""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 
 from qa import FootnoteError, Pipeline, Result
 from qa.index import Snapshot, View
 from qa.records import DocumentRef
+from qa.search.scope import Scope
 from web import card, home, snippets
 
 bp = Blueprint("ask", __name__)
+log = logging.getLogger(__name__)
 
 
 class Busy(FootnoteError):
@@ -99,16 +102,24 @@ def questions() -> Questions:
     return current_app.extensions["footnote_questions"]
 
 
-def answer(question: str) -> Result:
+def answer(question: str, scope: Scope | None = None, explain: bool = False) -> Result:
     """Ask the Pipeline once a turn comes; an unusable question is refused before it queues.
 
     Raises:
         Busy: the server holds `queue_limit` questions already.
         QuestionTimeout: the question took longer than `question_seconds`, its wait not counted.
+        DocumentNotFound: the scope holds no indexed document.
     """
     pipeline().check_question(question)
     with questions().turn():
-        return pipeline().ask(question)
+        return pipeline().ask(question, scope=scope, explain=explain)
+
+
+def asked_within() -> Scope:
+    """The sources the request asks within: `in` (paths, as /sources lists them; repeatable)
+    and `document` (ids; repeatable). Empty: every document."""
+    return Scope(tuple(p for p in request.args.getlist("in") if p.strip()),
+                 tuple(d for d in request.args.getlist("document") if d.strip()))
 
 
 @bp.app_context_processor
@@ -142,10 +153,11 @@ def closest(result: Result) -> list[snippets.Snippet]:
     return pipeline().serving.reading(work)
 
 
-def _home() -> str:
-    """The page without a question: what is indexed, a few example questions, how to add sources."""
+def _home(scope: Scope) -> str:
+    """The page without a question: what is indexed, a few example questions, how to add sources
+    (with `in`/`document`, the question box asks within those sources)."""
     pipe = pipeline()
-    page = {"question": "", "result": None, "card": None, "sources_dir": pipe.library.sources_dir}
+    page = {"question": "", "result": None, "card": None, "sources_dir": pipe.library.sources_dir, "scope": scope}
     try:
         summary = home.overview(pipe.library)
     except FootnoteError as exc:  # no usable index: the page says which command makes one
@@ -156,20 +168,38 @@ def _home() -> str:
     return render_template("ask.html", **page, overview=summary, examples=examples)
 
 
+def prepare_examples(app: Flask) -> threading.Thread:
+    """Work out the home page's example questions in the background (`qa serve` does at start),
+    so the first visitor does not wait for the few questions they cost; the cache's lock makes
+    a visitor who comes sooner wait for this work rather than repeat it."""
+    def work() -> None:
+        with app.app_context():
+            pipe = pipeline()
+            try:
+                current_app.extensions["footnote_examples"].of(pipe.library, home.overview(pipe.library).generation)
+            except FootnoteError as exc:  # no index yet, or too busy: the first visit tries again
+                log.info("no example questions yet: %s", exc)
+
+    thread = threading.Thread(target=work, name="footnote-examples", daemon=True)
+    thread.start()
+    return thread
+
+
 @bp.get("/")
 def index() -> Response | str:
     """The home page; with `?q=` the question box with the answer card or the abstention
     (`&scores=1` shows the passages' retrieval scores)."""
     question = request.args.get("q")
+    scope = asked_within()
     if question is None:
-        return _home()
-    result = answer(question)
+        return _home(scope)
+    result = answer(question, scope, explain=True)  # the page's "Why this answer?" (no extra model work)
     built = card.build(result)
     resp = current_app.make_response(render_template(
         "ask.html", question=question, result=result, card=built, snippets=closest(result),
         whole=bool(built and whole_sentence(built)), not_english=not_english(built) if built else [],
-        scores=request.args.get("scores") == "1"))
-    twin = url_for("ask.api", q=question)
+        scores=request.args.get("scores") == "1", scope=scope, why=result.explanation))
+    twin = url_for("ask.api", q=question, **{"in": list(scope.paths), "document": list(scope.documents)})
     resp.headers["Link"] = f'<{twin}>; rel="alternate"; type="application/json"'
     return resp
 
@@ -177,4 +207,4 @@ def index() -> Response | str:
 @bp.get("/api/ask")
 def api() -> Response:
     """The DESIGN.md answer object; an abstention is a normal 200 with `answered: false`."""
-    return jsonify(answer(request.args.get("q", "")).to_dict())
+    return jsonify(answer(request.args.get("q", ""), asked_within(), request.args.get("explain") == "1").to_dict())

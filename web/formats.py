@@ -1,5 +1,6 @@
-"""How values read on the pages: timestamps, and which URLs may become links. (Locators are
-worded once, by `qa.records.locator_label`, for the CLI and the pages alike.)"""
+"""How values read on the pages: timestamps, which URLs may become links, and a reference's
+emphasis. (Locators are worded once, by `qa.records.locator_label`, for the CLI and the pages
+alike.)"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup, escape
 
 
 def http_url(value: Any) -> str | None:
@@ -25,7 +27,20 @@ def when(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
 
 
+def emphasized(text: str, emphasis: Any) -> Markup:
+    """A reference's text, escaped, with its emphasised spans (`[start, end]` offsets, as the
+    Markdown parser records them) in `<em>`: the reference reads as its source meant it."""
+    out, at = [], 0
+    spans = sorted((s, e) for s, e in emphasis or () if isinstance(s, int) and isinstance(e, int))
+    for start, end in spans:
+        if at <= start < end <= len(text):
+            out += [escape(text[at:start]), Markup("<em>"), escape(text[start:end]), Markup("</em>")]
+            at = end
+    return Markup("").join([*out, escape(text[at:])])
+
+
 def register(app: Flask) -> None:
-    """Make these the templates' `when` and `http_url` filters."""
+    """Make these the templates' `when`, `http_url` and `emphasized` filters."""
     app.add_template_filter(when, "when")
     app.add_template_filter(http_url, "http_url")
+    app.add_template_filter(emphasized, "emphasized")

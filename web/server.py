@@ -45,7 +45,7 @@ def serve(config: dict[str, Any]) -> None:
     Raises:
         ConfigError: the address cannot be listened on, or a setting is refused.
     """
-    from web import create_app
+    from web import ask, create_app
 
     pipeline = Pipeline(config)
     app = create_app(pipeline=pipeline)
@@ -63,6 +63,7 @@ def serve(config: dict[str, Any]) -> None:
     except FootnoteError as exc:  # no index yet: the app still starts and every page says how to build one
         log.warning("%s", exc)
     pipeline.serving.follow()  # new generations are opened in the background, not by a request
+    ask.prepare_examples(app)  # the home page's example questions, worked out before anyone visits
     print(f"Footnote is serving {config['index']}/ on http://{host}:{server.effective_port}/ (Ctrl+C stops it)",
           flush=True)
     try:

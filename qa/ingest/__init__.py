@@ -25,7 +25,8 @@ class Format:
     """A source format: its name, its parser's module, and whether it reads bytes (PDF) or text.
 
     A parser is called as `parse(body, path, title, meta)`; `title` is the fallback (front
-    matter or file name) that a format with a title of its own (HTML, PDF) may replace. The
+    matter or file name) that a format with a title of its own may replace (HTML's page title,
+    PDF's declared title, Markdown's first level-1 heading when there is no front matter title). The
     module is imported on first use: the PDF library alone takes a tenth of a second, which a
     question never needs.
     """
@@ -106,7 +107,7 @@ def read_document(path: str | Path, max_bytes: int, display_path: str | None = N
         if form.front_matter:
             meta, body = front_matter(body)
         _check_text(body, form.name, shown)
-    title = meta.get("title") or _title_from(body, form.name) or _title_from_name(path)
+    title = meta.get("title") or _title_from_name(path)
     doc = form.parse(body, shown, title, meta)
     if not doc.sentences:
         raise ParseError(f"{shown}: no text found")
@@ -214,20 +215,8 @@ def front_matter(body: str) -> tuple[dict[str, str], str]:
     return meta, body[m.end():]
 
 
-def _title_from(body: str | bytes, fmt: str) -> str | None:
-    """A Markdown file's first level-1 heading, without a closing run of #. Matched with one
-    linear pattern and trimmed in Python: the pattern it replaces, with a lazy group between two
-    runs of optional spaces, took cubic time on a heading followed by spaces (4 KB never ended)."""
-    if fmt != "markdown" or not isinstance(body, str):
-        return None
-    m = re.search(r"^#[ \t]+(\S.*)$", body, re.M)
-    if not m:
-        return None
-    title = m.group(1).strip()
-    bare = title.rstrip("#")
-    return (bare.rstrip() or None) if bare != title and (not bare or bare[-1] in " \t") else title
-
-
 def _title_from_name(path: Path) -> str:
-    name = re.sub(r"[_-]+", " ", path.stem).strip()
-    return name[:1].upper() + name[1:] if name else path.name
+    """A document's title when its file says nothing better: the name as written, `_` and `-`
+    read as spaces, without the extension ("julia_kristeva.txt" is "julia kristeva"; any
+    capital letters are the file's own: a guessed one gave "Julia kristeva" and "Rnli stations")."""
+    return " ".join(re.sub(r"[_-]+", " ", path.stem).split()) or path.name

@@ -21,14 +21,17 @@ and the footnote plugin of mdit-py-plugins. Walking its tokens:
   list under that heading) is the reference list, read by `qa.ingest.reference_lists`.
 
 Reference text is the note rendered as plain text, whitespace normalised; a link inside it keeps
-its target after its words (`words <https://...>`) so the reference's `url` field can be read.
+its target after its words (`words <https://...>`) so the reference's `url` field can be read,
+and what the note emphasises (`*Orchard Review*`, a title in italics) is the reference's field
+`emphasis`: [start, end] offsets into its text, so a page can show it as the source meant it.
+The document's title is its front matter `title`, else its first level-1 heading as plain text.
 Containers nested deeper than markdown-it's limit (20 levels) are not read.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -51,19 +54,24 @@ _BREAK = re.compile(r"<br\b", re.I)
 _WEB = re.compile(r"https?://", re.I)
 
 _CODE = "\x00"
+_EM_OPEN, _EM_CLOSE = "\x01", "\x02"  # where emphasis starts and ends in "note" mode (see `unmark`)
+_NO_EM = str.maketrans("", "", _EM_OPEN + _EM_CLOSE)  # the source's own, taken out so they cannot pose as ours
 _PROSE, _PLAIN, _NOTE = "prose", "plain", "note"  # markers kept / dropped / dropped, link targets kept
 
 
 @dataclass
 class Block:
     """One heading or paragraph: `prose` carries citation markers for `feed_prose`; `note` is how it
-    reads as a reference entry; `number` is its ordered-list item number, if it opens one."""
+    reads as a reference entry, `emphasis` the [start, end] spans of `note` the source emphasises;
+    `number` is its ordered-list item number, if it opens one; `level` a heading's level."""
 
     kind: str
     prose: str
     note: str
     line: int
     number: str | None = None
+    emphasis: list[list[int]] = field(default_factory=list)
+    level: int = 0
 
 
 def render(tokens: list[Token], mode: str = _PROSE, cited: dict[str, str] | None = None) -> str:
@@ -74,8 +82,8 @@ def render(tokens: list[Token], mode: str = _PROSE, cited: dict[str, str] | None
         mode: "prose" writes footnote markers as `[^id]`, a bare `[1]` that has a link
             definition as the marker `[1]`, and fences inline code and escaped characters with
             NULs (for `feed_prose`);
-            "plain" drops markers; "note" drops them and writes each web link's target after
-            its words.
+            "plain" drops markers; "note" drops them, writes each web link's target after
+            its words and marks emphasis with `_EM_OPEN`/`_EM_CLOSE` (read by `unmark`).
         cited: in "prose" mode, collects link definition label -> marker for such markers.
 
     Returns:
@@ -86,9 +94,11 @@ def render(tokens: list[Token], mode: str = _PROSE, cited: dict[str, str] | None
     for tok in tokens:
         kind = tok.type
         if kind == "text":
-            out.append(tok.content)
+            out.append(tok.content.translate(_NO_EM) if mode == _NOTE else tok.content)
         elif kind in ("code_inline", "text_special"):  # fenced by NULs (none are left in the source)
-            out.append(f"{_CODE}{tok.content}{_CODE}" if mode == _PROSE else tok.content)
+            out.append(f"{_CODE}{tok.content}{_CODE}" if mode == _PROSE else tok.content.translate(_NO_EM))
+        elif kind in ("em_open", "em_close") and mode == _NOTE:
+            out.append(_EM_OPEN if kind == "em_open" else _EM_CLOSE)
         elif kind in ("softbreak", "hardbreak"):
             out.append(" ")
         elif kind == "image":  # its children are the alt text
@@ -112,6 +122,43 @@ def render(tokens: list[Token], mode: str = _PROSE, cited: dict[str, str] | None
     return "".join(out)
 
 
+def unmark(marked: str) -> tuple[str, list[list[int]]]:
+    """A note rendered in "note" mode as its reference text (whitespace normalised, emphasis marks
+    taken out) and the [start, end] spans of that text that were emphasised (nested emphasis is
+    one span; a span never starts or ends on a space)."""
+    out: list[str] = []
+    spans: list[list[int]] = []
+    length, depth, start, space = 0, 0, 0, False
+    for piece in re.split(f"([{_EM_OPEN}{_EM_CLOSE}]|\\s+)", marked):
+        if piece == _EM_OPEN:
+            depth += 1
+            if depth == 1:
+                start = length + (space and length > 0)  # after the space still to be written
+        elif piece == _EM_CLOSE:
+            depth = max(depth - 1, 0)
+            if depth == 0 and length > start:
+                spans.append([start, length])
+        elif piece.isspace():
+            space = True
+        elif piece:
+            if space and length:
+                out.append(" ")
+                length += 1
+            out.append(piece)
+            length += len(piece)
+            space = False
+    return "".join(out), spans
+
+
+def _within(spans: list[list[int]], note: str, text: str) -> list[list[int]]:
+    """Spans of `note` as offsets into `text`, a piece of it (an entry without its "1. ^" label)."""
+    offset = note.find(text)
+    if offset < 0:
+        return []
+    moved = ([max(s - offset, 0), min(e - offset, len(text))] for s, e in spans)
+    return [[s, e] for s, e in moved if s < e]
+
+
 def _numbered_citation(words: str, label: str | None) -> str | None:
     """The marker of a reference link written as a bare marker, `Claim [1].` with `[1]: http://...`
     defined (words and label the same `[1]`, `[a]`, `[note 1]`), else None: `[words][1]` is a link."""
@@ -121,8 +168,9 @@ def _numbered_citation(words: str, label: str | None) -> str | None:
     return m.group("id") if m else None
 
 
-def blocks(body: str) -> tuple[list[Block], list[tuple[int, Entry]]]:
-    """Read Markdown into headings and paragraphs, and footnote definitions with their lines.
+def blocks(body: str) -> tuple[list[Block], list[tuple[int, Entry, list[list[int]]]]]:
+    """Read Markdown into headings and paragraphs, and footnote definitions with their lines and
+    the spans of their text that are emphasised.
 
     Code blocks and raw HTML blocks are left out; each table row is one paragraph. A link
     definition cited as a bare marker (`[1]: https://...` for `Claim [1].`) is a reference too.
@@ -130,26 +178,27 @@ def blocks(body: str) -> tuple[list[Block], list[tuple[int, Entry]]]:
     env: dict[str, Any] = {}
     cited: dict[str, str] = {}  # link definition label -> the marker that cites it
     out: list[Block] = []
-    notes: list[tuple[int, Entry]] = []
+    notes: list[tuple[int, Entry, list[list[int]]]] = []
     open_notes: list[tuple[str, int, list[str]]] = []  # label, line, text parts (definitions may nest)
     row: list[tuple[str, str]] | None = None  # the cells of the table row being read
     row_line = 0
     number: str | None = None  # the ordered-list item whose first paragraph is next
-    in_heading = False
+    level = 0  # of the heading being read; 0 outside headings
     for tok in _MD.parse(body, env):
         kind, line = tok.type, tok.map[0] if tok.map else 0
         if kind == "footnote_reference_open":
             open_notes.append((tok.meta["label"], line, []))
         elif kind == "footnote_reference_close":
             label, start, parts = open_notes.pop()
-            if text := _squash(" ".join(parts)):
-                notes.append((start, Entry(label, 1, text)))
+            text, emphasis = unmark(" ".join(parts))
+            if text:
+                notes.append((start, Entry(label, 1, text), emphasis))
         elif kind == "list_item_open":
             number = tok.info or None  # "" for a bullet item
         elif kind == "heading_open":
-            in_heading = True
+            level = int(tok.tag[1:])
         elif kind == "heading_close":
-            in_heading = False
+            level = 0
         elif kind == "tr_open":
             row, row_line = [], line
         elif kind == "tr_close":
@@ -162,17 +211,19 @@ def blocks(body: str) -> tuple[list[Block], list[tuple[int, Entry]]]:
             if open_notes:
                 open_notes[-1][2].append(render(children, _NOTE))
             elif row is not None:
-                row.append((render(children, _PROSE, cited), render(children, _NOTE)))
-            elif in_heading:
-                out.append(Block("heading", render(children, _PLAIN), render(children, _PLAIN), line))
+                row.append((render(children, _PROSE, cited), unmark(render(children, _NOTE))[0]))
+            elif level:
+                title = _squash(render(children, _PLAIN))
+                out.append(Block("heading", title, title, line, level=level))
                 number = None
             else:
-                out.append(Block("para", render(children, _PROSE, cited), render(children, _NOTE), line, number))
+                note, emphasis = unmark(render(children, _NOTE))
+                out.append(Block("para", render(children, _PROSE, cited), note, line, number, emphasis))
                 number = None
     for label, marker in cited.items():
         ref = env["references"][label]
         text = f"{ref['title']} <{ref['href']}>" if ref.get("title") else ref["href"]
-        notes.append((ref.get("map", [len(body)])[0], Entry(marker, 1, text)))  # no line known: last
+        notes.append((ref.get("map", [len(body)])[0], Entry(marker, 1, text), []))  # no line known: last
     return out, notes
 
 
@@ -244,8 +295,9 @@ def parse(body: str, path: str, title: str, meta: dict[str, str]) -> Document:
         path, title, meta: how the document is named and described.
 
     Returns:
-        The Document; footnote definitions and the closing reference list are its references,
-        in source order.
+        The Document, titled by `meta["title"]`, else its first level-1 heading, else `title`;
+        footnote definitions and the closing reference list are its references, in source
+        order, each with the spans its note emphasises in `fields["emphasis"]` when it has any.
     """
     parts, notes = blocks(body)
     cut, under_heading = reference_tail(parts)
@@ -254,13 +306,16 @@ def parse(body: str, path: str, title: str, meta: dict[str, str]) -> Document:
     for i, b in enumerate(parts):
         entry = parse_entry(_entry_text(b), numbered_ok=under_heading) if i >= cut and b.kind == "para" else None
         if entry:
-            entries.append((b.line, entry))
+            entries.append((b.line, entry, _within(b.emphasis, b.note, entry.text)))
         elif i >= cut and is_heading(b.note):
             continue  # the list's own heading
         elif b.kind == "heading":
             builder.heading(b.prose)
         else:
             feed_prose(builder, b.prose)  # also a numbered item after entries with no heading above
-    entries.sort(key=lambda pair: pair[0])
-    refs, link = build_references([e for _, e in entries], builder.markers())
-    return builder.build(path, title, "markdown", refs, link, meta)
+    entries.sort(key=lambda entry: entry[0])
+    refs, link = build_references([e for _, e, _ in entries], builder.markers())
+    emphasis = {e.text: spans for _, e, spans in entries if spans}
+    refs = [replace(r, fields={**r.fields, "emphasis": emphasis[r.text]}) if r.text in emphasis else r for r in refs]
+    heading = next((b.note for b in parts if b.kind == "heading" and b.level == 1 and b.note), None)
+    return builder.build(path, meta.get("title") or heading or title, "markdown", refs, link, meta)

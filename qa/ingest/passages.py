@@ -12,7 +12,9 @@ from qa.records import Document
 # 2: passages end at paragraph breaks as well as at section changes.
 # 3: a sentence longer than `max_chars` is cut into passages of at most `max_chars`.
 # 4: no change to the cutting; a new version makes `qa index` read every served file again, so
-#    indexes built before references carried their labels (`Reference.label`, `note`) get them.
+#    indexes built before get what the parsers now keep: references' labels (`Reference.label`,
+#    `note`), Markdown emphasis as data, wikitext without the debris of dropped templates, titles
+#    in the file's own case.
 VERSION = 4
 
 

@@ -6,7 +6,9 @@ mwparserfromhell gives the node tree. `<ref>` tags are taken out before any text
 `{{reflist|refs=...}}` or `<references>...</references>` included); `{{efn}}` and `{{refn}}` are
 notes of their groups; `{{rp|13}}` is the locator of the ref before it; `{{sfn}}` is a short
 note whose full citation is found through its CITEREF anchor. Infoboxes, tables, files and
-other templates are left out of the prose; sections of links and references are not body text.
+other templates are left out of the prose, and the punctuation a left-out template leaves
+("Toronto (, ) is") with them (`DocumentBuilder.gap`); sections of links and references are
+not body text.
 """
 
 from __future__ import annotations
@@ -223,6 +225,8 @@ class _Walker:
                 self.walk(params[-1].value)  # the shown text may carry refs of its own
         elif (shown := inline_template(t, render)) is not None:
             self._text(shown)
+        elif self.sections.in_body:
+            self.b.gap()  # what it showed (a pronunciation, a class name) is gone; so goes what framed it
 
     def _tag(self, tag: Tag) -> None:
         kind = tag.tag.lower()

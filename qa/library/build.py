@@ -47,6 +47,7 @@ class BuildReport:
     repaired: list[str] = field(default_factory=list)  # damage found and left behind (documents read again)
     rechunked: bool = False  # the passages were cut another way: every served document was read again
     encoded: int = 0
+    passages_read: int = 0  # passages cut from the files read so far in this run (progress shows it)
     documents: int = 0
     passages: int = 0
     published: bool = False
@@ -127,7 +128,7 @@ def _covered(path: str, roots: list[str]) -> bool:
 
 def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embedder: Embedder,
           config: dict, rebuild: bool = False, progress: Progress | None = None,
-          remove: Iterable[str] = (), pool: ParsePool | None = None) -> BuildReport:
+          remove: Iterable[str] = (), pool: ParsePool | None = None, report: BuildReport | None = None) -> BuildReport:
     """Bring the index up to date with the given sources and publish a new generation.
 
     Args:
@@ -137,11 +138,14 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         embedder: the loaded model (its name must match the index's).
         config: settings (chunk_chars, chunk_overlap, max_file_mb, parse_seconds, parse_memory_mb).
         rebuild: ignore the existing index and start over.
-        progress: called as (done, total, current path) while files are processed.
+        progress: called as (done, total, current path) while files are processed, and once
+            as (total, total, "") when they all are.
         remove: absolute paths of documents to drop whatever the files say (`qa remove`).
         pool: parse worker processes to use (None: the process-wide pool, `qa.ingest.pool.shared()`);
             each file is parsed within the parse_seconds and parse_memory_mb limits, and one over
             them is reported in `failed` by name.
+        report: the report to fill in (None: a new one); a caller passes its own to watch
+            `passages_read` grow from its progress callback.
 
     Returns:
         The report; `published` is False when there was nothing to publish.
@@ -151,7 +155,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
         IndexMismatch: the existing index uses another model or encoder backend (use rebuild).
     """
     t0 = time.perf_counter()
-    report = BuildReport()
+    report = report if report is not None else BuildReport()
     files, roots = discover(paths, report)
     chunker = manifest(embedder, config)["chunker"]
     with ix.writer_lock(index_dir) as root:
@@ -320,6 +324,7 @@ class _Batch:
     def add(self, source: Source, sha: str, doc: Document, chunks: list[Chunk],
             old: tuple[str, str, str] | None) -> None:
         texts = [doc.text[c.start:c.end] for c in chunks]
+        self.report.passages_read += len(chunks)
         known = self.writer.reusable(sha, old[0] if old else None)
         for t in texts:
             if t not in known and _digest(t) not in self.written:

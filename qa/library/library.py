@@ -66,7 +66,8 @@ class Library:
             return None
 
     def index(self, paths: Iterable[str] = ("sources",), rebuild: bool = False,
-              progress: build.Progress | None = None, remove: Iterable[str] = ()) -> build.BuildReport:
+              progress: build.Progress | None = None, remove: Iterable[str] = (),
+              report: build.BuildReport | None = None) -> build.BuildReport:
         """Build or update the index from files and folders (see `qa.library.build.build`); an
         update encodes with the index's backend, a rebuild with the `encoder` setting's. An index
         of an older layout is converted first (`qa.index.upgrade`, every vector kept)."""
@@ -74,7 +75,8 @@ class Library:
             upgrade(self.index_dir)
             log.warning("%s/ had the layout of an older Footnote: converted, every vector kept", self.index_dir)
         backend = self.config["encoder"] if rebuild else (self.backend() or self.config["encoder"])
-        return build.build(paths, self.index_dir, self.embedder(backend), self.config, rebuild, progress, remove)
+        return build.build(paths, self.index_dir, self.embedder(backend), self.config, rebuild, progress, remove,
+                           report=report)
 
     def remove(self, paths: Iterable[str]) -> build.BuildReport:
         """Drop the documents indexed from these paths (the files themselves are left alone)."""

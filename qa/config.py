@@ -27,7 +27,8 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("index", "index", "Folder holding the built index."),
+    Setting("index", "index", "Folder holding the built index, or a postgresql:// DSN of a PostgreSQL index "
+                              "(README \"Scaling out\")."),
     Setting("model", BUNDLED_MODEL, "Sentence-transformers model: the bundled one, a name, or a local folder."),
     Setting("encoder", "onnx-int8", "How the embedding model runs: onnx-int8 (exported once to ONNX with int8 weights, "
                                     "no torch), onnx (float32) or torch (sentence-transformers). An existing index "

@@ -20,7 +20,7 @@ from typing import Any
 
 from qa import config as cfg
 from qa.errors import BadRequest, EmptyQuery, QueryTooLong, QuestionTimeout
-from qa.index import Generation, Serving, Snapshot, View, encoder_backend
+from qa.index import Generation, Snapshot, View, backend, encoder_backend, is_postgres, where
 from qa.library.library import Library
 from qa.models.encoder import Embedder, load_embedder
 from qa.read.reader import Reader, Reading
@@ -84,9 +84,10 @@ class Pipeline:
 
     def __init__(self, config: dict[str, Any] | None = None, embedder: Embedder | None = None) -> None:
         c = self.config = {**cfg.load(config_file=None, environ={}), **(config or {})}
-        self.index_dir = Path(c["index"])
+        # a folder, or a PostgreSQL DSN (`qa.index.backend` picks the implementation)
+        self.index_dir = c["index"] if is_postgres(c["index"]) else Path(c["index"])
         self.models = Models(c, embedder)
-        self.serving = Serving(self.index_dir, c["model"], on_open=self._check_generation)
+        self.serving = backend(self.index_dir).Serving(self.index_dir, c["model"], on_open=self._check_generation)
         self.searcher = Searcher(self.models.cross_encoder, c["candidates"],
                                  max(2 * c["top_k"], c["rerank_passages"], c["answer_passages"]), c["rerank_passages"])
         self.reader = Reader(self.models.span_model, self.models.cross_encoder, c["answer_passages"],
@@ -162,7 +163,7 @@ class Pipeline:
             answer = self.reader.answer(view, q, reading)
             t2 = time.perf_counter()
             timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-            return Result(q, answer, reading.hits[: self.config["top_k"]], timings, str(self.index_dir.resolve()),
+            return Result(q, answer, reading.hits[: self.config["top_k"]], timings, where(self.index_dir),
                           snap.generation.path.name, self.reader.explain(q, reading, answer) if explain else None)
 
         return self.serving.reading(work)

@@ -9,8 +9,15 @@ over HTTP: `/api/ask` p50/p95, `qa serve` start-up time (process start to first 
 its peak RSS; and in-process, with the model loaded: adding one 45-passage document and
 removing one (each up to its publish); and the index's size on disk.
 
+Up to `--postgres-max` passages (100k), the same index is also written into a fresh PostgreSQL
+(`make pg-up`'s server, in a temporary folder) with `qa index --copy-to`, and measured the same
+way: write throughput against the embedded build (neither encodes: the vectors are given), dense
+search and recall, `/api/ask` over HTTP from `qa serve --index postgresql://...`, adding and
+removing a document. Both backends run on this machine, one after the other.
+
     python scripts/bench_scale.py                          # 10k, 100k and 1M passages
     python scripts/bench_scale.py --passages 200000 --keep DIR --json
+    python scripts/bench_scale.py --passages 10000 --postgres-max 0   # embedded only
 
 `--keep DIR` leaves the index in DIR with its documents as text files under DIR/sources/,
 servable by `qa serve --index DIR` and updatable by `qa index DIR/sources --index DIR`.
@@ -37,11 +44,12 @@ import numpy as np
 from latency import percentile
 from liveserver import serve_index
 
-from qa import Pipeline, indexer, load
+from qa import Pipeline, load
 from qa import index as ix
 from qa.eval.evaluate import load_all
 from qa.ingest.passages import Chunk
 from qa.ingest.sentences import sentence_spans
+from qa.library.build import document_id, manifest
 from qa.records import Document, Sentence
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad"
@@ -114,37 +122,36 @@ def build(size: int, seeds: Seeds, folder: Path, config: dict, embedder, keep: b
             if keep:
                 file.write_bytes(body)
             source = os.path.abspath(file)
-            ids = writer.add(indexer.document_id(source), doc, hashlib.sha256(body).hexdigest(), now, chunks, noisy,
-                             source)
+            ids = writer.add(document_id(source), doc, hashlib.sha256(body).hexdigest(), now, chunks, noisy, source)
             vectors[np.asarray(ids) - 1] = noisy
-        writer.publish({**indexer.manifest(embedder, config), "roots": [os.path.abspath(sources) + "/"]})
+        writer.publish({**manifest(embedder, config), "roots": [os.path.abspath(sources) + "/"]})
     return vectors
 
 
 def search_figures(pipe: Pipeline, vectors: np.ndarray, qvecs: np.ndarray, questions: list[str]) -> dict:
-    snap = pipe.serving.snapshot()
-    times, hits = [], 0
     exact = np.concatenate([np.argpartition(-(part @ vectors.T), 10, axis=1)[:, :10]  # 50 questions at a time
                             for part in np.array_split(qvecs, max(1, len(qvecs) // 50))]) + 1  # ids start at 1
-    for q, truth in zip(qvecs, exact, strict=True):
-        t = time.perf_counter()
-        found = snap.dense(q, 10)
-        times.append((time.perf_counter() - t) * 1000)
-        hits += len({pid for pid, _ in found} & set(truth.tolist()))
-    lexical = []
-    with snap.view() as view:
+
+    def work(snap, view) -> dict:
+        times, lexical, hits = [], [], 0
+        for q, truth in zip(qvecs, exact, strict=True):
+            t = time.perf_counter()
+            found = snap.dense(q, 10)
+            times.append((time.perf_counter() - t) * 1000)
+            hits += len({pid for pid, _ in found} & set(truth.tolist()))
         for q in questions:
             t = time.perf_counter()
             view.lexical(q, pipe.config["candidates"])
             lexical.append((time.perf_counter() - t) * 1000)
-    return {"dense_p50_ms": percentile(times, 50), "dense_p95_ms": percentile(times, 95),
-            "recall_at_10": hits / (10 * len(qvecs)), "lexical_p50_ms": percentile(lexical, 50),
-            "lexical_p95_ms": percentile(lexical, 95),
-            "segments": [s["kind"] for s in pipe.library.summary()["segments"]]}
+        return {"dense_p50_ms": percentile(times, 50), "dense_p95_ms": percentile(times, 95),
+                "recall_at_10": hits / (10 * len(qvecs)), "lexical_p50_ms": percentile(lexical, 50),
+                "lexical_p95_ms": percentile(lexical, 95)}
+
+    return {**pipe.serving.reading(work), "segments": [s["kind"] for s in pipe.library.summary()["segments"]]}
 
 
-def http_figures(folder: Path, questions: list[str], requests: int) -> dict:
-    with serve_index(str(folder), timeout=600) as (base, proc, ready):
+def http_figures(index: str, questions: list[str], requests: int) -> dict:
+    with serve_index(index, timeout=600) as (base, proc, ready):
         wall = []
         for i in range(requests):
             url = f"{base}/api/ask?{urllib.parse.urlencode({'q': questions[i % len(questions)]})}"
@@ -158,18 +165,18 @@ def http_figures(folder: Path, questions: list[str], requests: int) -> dict:
             "serve_peak_rss_mb": peak / 1024}
 
 
-def update_figures(pipe: Pipeline, seeds: Seeds, folder: Path, rng: np.random.Generator) -> dict:
+def update_figures(pipe: Pipeline, seeds: Seeds, extra: Path, rng: np.random.Generator) -> dict:
     """One real 45-passage file added (parsed, encoded, published) and one document removed."""
-    extra = folder / "extra"
     extra.mkdir(exist_ok=True)
     picks = rng.integers(len(seeds.texts), size=PER_DOCUMENT)
     (extra / "added.txt").write_text("\n\n".join(seeds.texts[p] for p in picks) + "\n")
     t = time.perf_counter()
     report = pipe.library.index([str(extra)])
     add = time.perf_counter() - t
-    victim = pipe.library.documents(limit=1)[0][0]["path"]
+    victim = pipe.library.documents(limit=1)[0][0]["id"]
+    source = pipe.serving.reading(lambda _, view: view.document(victim).source)
     t = time.perf_counter()
-    removed = pipe.library.index([], remove=[victim])
+    removed = pipe.library.index([], remove=[source])
     remove = time.perf_counter() - t
     assert report.added and removed.removed, (report.summary(), removed.summary())
     return {"add_document_s": add, "add_document_passages": report.encoded, "remove_document_s": remove}
@@ -177,6 +184,29 @@ def update_figures(pipe: Pipeline, seeds: Seeds, folder: Path, rng: np.random.Ge
 
 def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and "sources" not in p.parts) / 2**20
+
+
+def postgres_figures(size: int, folder: Path, seeds: Seeds, config: dict, pipe: Pipeline, vectors: np.ndarray,
+                     qvecs: np.ndarray, sample: list[str], args) -> dict:
+    """The embedded index at `folder` written into a fresh PostgreSQL (`qa index --copy-to`) and
+    measured as the embedded one is; every key prefixed `pg_`."""
+    import pg  # scripts/pg.py: `make pg-up`'s server
+
+    from qa.index.postgres import copy_index
+
+    with tempfile.TemporaryDirectory(prefix="footnote-pg-") as pgdir:
+        dsn = pg.start(pgdir)
+        try:
+            t = time.perf_counter()
+            copy_index(str(folder), dsn)
+            out = {"copy_s": time.perf_counter() - t}
+            reader = Pipeline({**config, "index": dsn}, embedder=pipe.embedder)
+            out |= search_figures(reader, vectors, qvecs, sample)
+            out |= http_figures(dsn, sample, args.requests)
+            out |= update_figures(reader, seeds, folder / "extra-pg", np.random.default_rng(size))
+        finally:
+            pg.stop(pgdir)
+    return {f"pg_{k}": v for k, v in out.items()}
 
 
 def run(size: int, seeds: Seeds, folder: Path, config: dict, pipe: Pipeline, args) -> dict:
@@ -188,9 +218,11 @@ def run(size: int, seeds: Seeds, folder: Path, config: dict, pipe: Pipeline, arg
     qvecs = pipe.embedder.encode(sample)
     reader = Pipeline({**config, "index": str(folder)}, embedder=pipe.embedder)
     out = {"passages": size, "build_s": built, **search_figures(reader, vectors, qvecs, sample)}
+    if size <= args.postgres_max:  # before the embedded index changes: both start from the same rows
+        out |= postgres_figures(size, folder, seeds, config, pipe, vectors, qvecs, sample, args)
     del vectors
-    out |= http_figures(folder, sample, args.requests)
-    out |= update_figures(reader, seeds, folder, rng)
+    out |= http_figures(str(folder), sample, args.requests)
+    out |= update_figures(reader, seeds, folder / "extra", rng)
     out["disk_mb"] = disk_mb(folder)
     out["vectors_mb"] = size * seeds.vectors.shape[1] * 4 / 2**20
     with reader.serving.snapshot().view() as view:
@@ -207,6 +239,27 @@ def table(rows: list[dict]) -> str:
             ("add_document_s", "add 45 s", "{:.2f}"), ("remove_document_s", "remove s", "{:.2f}"),
             ("serve_ready_s", "serve ready s", "{:.1f}"), ("serve_peak_rss_mb", "peak RSS MB", "{:.0f}"),
             ("disk_mb", "disk MB", "{:.0f}"), ("disk_budget_mb", "budget MB", "{:.0f}"))
+    return markdown(cols, rows)
+
+
+def postgres_table(rows: list[dict]) -> str:
+    """Embedded against PostgreSQL, size by size: writing (no encoding on either side: passages
+    a second), dense search, `/api/ask` over HTTP, adding and removing a document."""
+    rows = [{**r, "write": r["passages"] / r["build_s"], "pg_write": r["passages"] / r["pg_copy_s"],
+             "ratio": r["build_s"] / r["pg_copy_s"]} for r in rows if "pg_copy_s" in r]
+    cols = (("passages", "passages", "{:,}"), ("write", "embedded write passages/s", "{:,.0f}"),
+            ("pg_write", "PostgreSQL write passages/s", "{:,.0f}"), ("ratio", "ratio", "{:.2f}"),
+            ("dense_p50_ms", "dense p50 ms", "{:.2f}"), ("pg_dense_p50_ms", "PG", "{:.2f}"),
+            ("recall_at_10", "recall@10", "{:.3f}"), ("pg_recall_at_10", "PG", "{:.3f}"),
+            ("lexical_p50_ms", "lexical p50 ms", "{:.1f}"), ("pg_lexical_p50_ms", "PG", "{:.1f}"),
+            ("ask_p50_ms", "/api/ask p50 ms", "{:.0f}"), ("pg_ask_p50_ms", "PG", "{:.0f}"),
+            ("ask_p95_ms", "p95", "{:.0f}"), ("pg_ask_p95_ms", "PG", "{:.0f}"),
+            ("add_document_s", "add 45 s", "{:.2f}"), ("pg_add_document_s", "PG", "{:.2f}"),
+            ("remove_document_s", "remove s", "{:.2f}"), ("pg_remove_document_s", "PG", "{:.2f}"))
+    return markdown(cols, rows) if rows else ""
+
+
+def markdown(cols: tuple[tuple[str, str, str], ...], rows: list[dict]) -> str:
     lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join(c[2].format(r[c[0]]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -218,6 +271,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="leave the (last) index in this folder")
     parser.add_argument("--requests", type=int, default=100, help="/api/ask requests over HTTP")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--postgres-max", type=int, default=100_000,
+                        help="measure PostgreSQL too up to this many passages (0: never); needs `make install-scale`")
     args = parser.parse_args()
     files = [EVAL / f for f in FILES]
     if not all(f.is_file() for f in files):
@@ -238,6 +293,7 @@ def main() -> None:
                 rows.append(run(size, seeds, Path(tmp), config, pipe, args))
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
+    print(postgres_table(rows))
     if args.json:
         print(json.dumps(rows, indent=2))
 

@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from qa import Pipeline
 from qa.models.encoder import Embedder, load_embedder
+from tests.backends import index_location, postgres  # noqa: F401 - fixtures: each backend, the session's PostgreSQL
 from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,8 @@ def canal(tmp_path_factory, embedder) -> Pipeline:
     return pipe
 
 
-def make_pipeline(index_dir: Path, embedder: Embedder, **config) -> Pipeline:
-    """A Pipeline on its own index folder, for tests that change an index."""
+def make_pipeline(index_dir: Path | str, embedder: Embedder, **config) -> Pipeline:
+    """A Pipeline on its own index folder (or PostgreSQL database), for tests that change an index."""
     return Pipeline({"index": str(index_dir), **config}, embedder=embedder)
 
 

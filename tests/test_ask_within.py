@@ -13,8 +13,14 @@ from qa.errors import DocumentNotFound
 from qa.index import segments
 from qa.pipeline import Pipeline
 from qa.search.scope import Scope
-from tests.conftest import ROOT
+from tests.backends import BACKENDS, on_postgres
+from tests.conftest import DATA, ROOT
 
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def canal(request, canal: Pipeline, embedder) -> Pipeline:
+    """The canal index, and the same sources indexed into PostgreSQL (`make test-scale`)."""
+    return canal if request.param == "embedded" else on_postgres(request, [DATA / "reader"], embedder)
 BRIDGE = "When did the Harwick Bridge open?"
 
 

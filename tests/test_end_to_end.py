@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from qa import EmptyQuery, Pipeline, QueryTooLong
+from tests.backends import BACKENDS, on_postgres
 from tests.conftest import ROOT, SEED, make_pipeline
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def pipeline(request, pipeline: Pipeline, corpus_dir: Path, embedder) -> Pipeline:
+    """The session index, and the same sources indexed into PostgreSQL (`make test-scale`)."""
+    return pipeline if request.param == "embedded" else on_postgres(request, [corpus_dir], embedder)
 
 
 def evidence_footnotes(result) -> list[tuple[str, str | None, object]]:

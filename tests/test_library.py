@@ -28,8 +28,8 @@ def test_names_are_sanitised_and_types_checked():
         safe_name("script.txt.exe")
 
 
-def test_upload_then_reindex_then_delete(tmp_path: Path, embedder):
-    pipe = make_pipeline(tmp_path / "idx", embedder, sources=str(tmp_path / "sources"))
+def test_upload_then_reindex_then_delete(tmp_path: Path, embedder, index_location: str):
+    pipe = make_pipeline(index_location, embedder, sources=str(tmp_path / "sources"))
     shown = pipe.library.add_source("puffins.md", b"# Puffins\n\nAtlantic puffins dig burrows up to a metre deep.\n")
     assert Path(shown).name == "puffins.md" and (tmp_path / "sources" / "puffins.md").is_file()
     status = pipe.library.reindex_job.start()
@@ -55,12 +55,12 @@ def test_bad_uploads_never_reach_the_folder(tmp_path: Path, embedder):
     assert not any((tmp_path / "sources").iterdir())
 
 
-def test_one_reindex_at_a_time(tmp_path: Path, embedder):
+def test_one_reindex_at_a_time(tmp_path: Path, embedder, index_location: str):
     src = tmp_path / "sources"
     src.mkdir()
     for i in range(20):
         (src / f"f{i}.txt").write_text(f"Fact {i}: the beacon at cape {i} flashes every {i + 2} seconds.\n")
-    pipe = make_pipeline(tmp_path / "idx", embedder, sources=str(src))
+    pipe = make_pipeline(index_location, embedder, sources=str(src))
     pipe.library.reindex_job.start()
     with pytest.raises(JobRunning):
         pipe.library.reindex_job.start()

@@ -20,12 +20,16 @@ from qa import index as ix
 from qa.errors import DiskFull
 from qa.ingest.passages import VERSION as CHUNKER_VERSION
 from qa.ingest.pool import ParsePool, parse_file
+from tests.backends import pg_rows_agree
 from tests.conftest import ROOT, SEED, make_pipeline
 
 
 def ids_agree(pipe: Pipeline) -> tuple[int, int]:
     """Assert each segment's FAISS ids, store passage ids and FTS rows are the same set, ids
-    unique across segments, nothing orphaned; return the served (documents, passages)."""
+    unique across segments, nothing orphaned; return the served (documents, passages).
+    (A PostgreSQL index: `pg_rows_agree`.)"""
+    if ix.is_postgres(pipe.index_dir):
+        return pg_rows_agree(pipe)
     snap = pipe.serving.snapshot()
     seen: set[int] = set()
     docs = passages = 0
@@ -67,19 +71,24 @@ def stored(pipe: Pipeline) -> tuple[list[tuple], list[tuple], list[dict]]:
     return docs, sorted(passages), views
 
 
+def serving_generation(pipe: Pipeline) -> str:
+    """The name of the generation that answers now, on either backend."""
+    return pipe.library.summary()["generation"]
+
+
 def write(path: Path, text: str) -> None:
     path.write_text(text)
     os.utime(path)
 
 
-def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
+def test_add_change_remove_rename_cycle(tmp_path: Path, embedder, index_location: str):
     src = tmp_path / "src"
     src.mkdir()
     write(src / "herons.txt", "Grey herons nest in colonies called heronries.[1] They eat fish and frogs.\n"
                               "Herons stand still for long periods while hunting.\n\n1. ^ Bird Book (2001).\n")
     write(src / "otters.md", "# Otters\n\nSea otters use stones to open shellfish.[^1]\n\nOtters hold hands "
                              "while sleeping so they do not drift apart.\n\n[^1]: Otter Atlas, p. 9.\n")
-    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe = make_pipeline(index_location, embedder)
     r = pipe.library.index([str(src)])
     assert len(r.added) == 2 and r.published
     assert ids_agree(pipe)[0] == 2
@@ -89,13 +98,13 @@ def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
     assert (r.unchanged, r.published, embedder.calls) == (sorted(r.unchanged), False, calls)
     assert len(r.unchanged) == 2
 
-    gen = ix.current_name(pipe.index_dir)
+    gen = serving_generation(pipe)
     write(src / "herons.txt", (src / "herons.txt").read_text().replace(
         "while hunting.", "while hunting. In 2025 a white heron was seen in Oslo harbour."))
     r = pipe.library.index([str(src)])
     assert [Path(p).name for p in r.updated] == ["herons.txt"] and r.unchanged and r.published
     assert embedder.calls - calls == r.encoded == 1  # only the changed passage of the changed file
-    assert ix.current_name(pipe.index_dir) != gen
+    assert serving_generation(pipe) != gen
     assert "Oslo" in pipe.ask("Where was a white heron seen in 2025?").answer.evidence[-1].sentence
     ids_agree(pipe)
 
@@ -122,34 +131,38 @@ def test_add_change_remove_rename_cycle(tmp_path: Path, embedder):
     assert not pipe.ask("Where was a white heron seen in 2025?").answered
 
 
-def indexed_one_file(tmp_path: Path, embedder, text: str) -> tuple[Path, Pipeline]:
-    """A source folder holding `a.txt` and a pipeline whose index was built from it."""
+def indexed_one_file(tmp_path: Path, embedder, text: str, where: str | None = None) -> tuple[Path, Pipeline]:
+    """A source folder holding `a.txt` and a pipeline whose index (at `where`, default a folder)
+    was built from it."""
     src = tmp_path / "src"
     src.mkdir()
     write(src / "a.txt", text)
-    pipe = make_pipeline(tmp_path / "idx", embedder)
+    pipe = make_pipeline(where or tmp_path / "idx", embedder)
     pipe.library.index([str(src)])
     return src, pipe
 
 
-def test_rebuild_starts_over(tmp_path: Path, embedder):
-    src, pipe = indexed_one_file(tmp_path, embedder, "Basalt columns form when thick lava cools slowly.\n")
+def test_rebuild_starts_over(tmp_path: Path, embedder, index_location: str):
+    src, pipe = indexed_one_file(tmp_path, embedder, "Basalt columns form when thick lava cools slowly.\n",
+                                 index_location)
     calls = embedder.calls
     r = pipe.library.index([str(src)], rebuild=True)
     assert r.added and r.published and embedder.calls == calls + 1
 
 
-def test_failed_update_keeps_the_previous_version(tmp_path: Path, embedder):
-    src, pipe = indexed_one_file(tmp_path, embedder, "The Laki eruption of 1783 cooled the northern hemisphere.\n")
+def test_failed_update_keeps_the_previous_version(tmp_path: Path, embedder, index_location: str):
+    src, pipe = indexed_one_file(tmp_path, embedder, "The Laki eruption of 1783 cooled the northern hemisphere.\n",
+                                 index_location)
     (src / "a.txt").write_bytes(b"\x00\x01binary now")
     r = pipe.library.index([str(src)])
     assert r.failed and not r.removed
     assert "Laki" in pipe.ask("Which eruption cooled the northern hemisphere in 1783?").answer.evidence[-1].sentence
 
 
-def test_exception_mid_run_leaves_the_serving_generation(tmp_path: Path, embedder):
-    src, pipe = indexed_one_file(tmp_path, embedder, "Moss grows on the north side of trees in the Ardennes.\n")
-    gen = ix.current_name(pipe.index_dir)
+def test_exception_mid_run_leaves_the_serving_generation(tmp_path: Path, embedder, index_location: str):
+    src, pipe = indexed_one_file(tmp_path, embedder, "Moss grows on the north side of trees in the Ardennes.\n",
+                                 index_location)
+    gen = serving_generation(pipe)
     for i in range(3):
         write(src / f"new{i}.txt", f"Extra fact number {i} about lichens on granite.\n")
 
@@ -159,15 +172,15 @@ def test_exception_mid_run_leaves_the_serving_generation(tmp_path: Path, embedde
 
     with pytest.raises(RuntimeError):
         pipe.library.index([str(src)], progress=explode)
-    assert ix.current_name(pipe.index_dir) == gen
-    assert not list(pipe.index_dir.glob(".tmp-gen-*"))
+    assert serving_generation(pipe) == gen
+    assert ix.is_postgres(index_location) or not list(pipe.index_dir.glob(".tmp-gen-*"))
     assert ids_agree(pipe)[0] == 1
     assert len(pipe.library.index([str(src)]).added) == 3
 
 
-def test_second_writer_fails_fast(tmp_path: Path, embedder):
-    pipe = make_pipeline(tmp_path / "idx", embedder)
-    with ix.writer_lock(pipe.index_dir), pytest.raises(IndexLocked, match="another `qa index`"):
+def test_second_writer_fails_fast(embedder, index_location: str):
+    pipe = make_pipeline(index_location, embedder)
+    with ix.backend(index_location).writer_lock(index_location), pytest.raises(IndexLocked, match="another `qa index`"):
         pipe.library.index([str(SEED)])
 
 

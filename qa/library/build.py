@@ -11,9 +11,11 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Protocol
 
 import numpy as np
 
@@ -52,6 +54,7 @@ class BuildReport:
     passages: int = 0
     published: bool = False
     seconds: float = 0.0
+    nodes: dict[str, int] = field(default_factory=dict)  # with --ray: files read on each Ray node, by node id
 
     def summary(self) -> str:
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
@@ -128,7 +131,8 @@ def _covered(path: str, roots: list[str]) -> bool:
 
 def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embedder: Embedder,
           config: dict, rebuild: bool = False, progress: Progress | None = None,
-          remove: Iterable[str] = (), pool: ParsePool | None = None, report: BuildReport | None = None) -> BuildReport:
+          remove: Iterable[str] = (), pool: ParsePool | None = None, report: BuildReport | None = None,
+          reader: Reader | None = None) -> BuildReport:
     """Bring the index up to date with the given sources and publish a new generation.
 
     Args:
@@ -146,6 +150,8 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             them is reported in `failed` by name.
         report: the report to fill in (None: a new one); a caller passes its own to watch
             `passages_read` grow from its progress callback.
+        reader: what parses (and may encode) the files (None: a `LocalReader` on `pool`; a
+            `qa.library.ray_index.RayReader` spreads the work over a Ray cluster).
 
     Returns:
         The report; `published` is False when there was nothing to publish.
@@ -158,9 +164,10 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
     report = report if report is not None else BuildReport()
     files, roots = discover(paths, report)
     chunker = manifest(embedder, config)["chunker"]
-    with ix.writer_lock(index_dir) as root:
-        previous = None if rebuild else _previous(index_dir, embedder, chunker, report)
-        writer = ix.IndexWriter(root, previous, embedder.dimension, config["vector_index"], repair=True)
+    index = ix.backend(index_dir)  # the embedded backend, or PostgreSQL for a DSN
+    with index.writer_lock(index_dir) as root:
+        previous = None if rebuild else _previous(index, index_dir, embedder, chunker, report)
+        writer = index.IndexWriter(root, previous, embedder.dimension, config["vector_index"], repair=True)
         report.repaired += writer.dropped
         served = writer.documents()
         report.rechunked = previous is not None and previous.manifest.get("chunker") != chunker
@@ -174,11 +181,12 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
             report.seconds = time.perf_counter() - t0
             return report  # nothing changed: nothing written
         try:
-            limits = Limits(config["parse_seconds"], config["parse_memory_mb"])
-            # One file without limits is parsed here (a worker would cost more); with limits, even a
-            # single file goes to a worker: a hostile upload must not hang or bloat this process.
-            runner = ParsePool(0) if len(plan.todo) < 2 and not limits else pool or shared()
-            _apply(writer, plan, embedder, config, report, progress, runner, limits)
+            if reader is None:
+                # One file without limits is parsed here (a worker would cost more); with limits, even a
+                # single file goes to a worker: a hostile upload must not hang or bloat this process.
+                one = len(plan.todo) < 2 and not parse_limits(config)
+                reader = LocalReader(ParsePool(0) if one else pool or shared(), config)
+            _apply(writer, plan, embedder, report, progress, reader)
             if report.added or report.updated or report.removed or report.repaired:
                 known = previous.manifest.get("roots", []) if previous else []
                 gen = writer.publish({**manifest(embedder, config), "roots": list(dict.fromkeys(known + roots))})
@@ -186,7 +194,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                 try:
                     writer.merge()
                 except Exception as exc:
-                    if not ix.out_of_space(exc):
+                    if not index.out_of_space(exc):
                         raise
                     log.warning("published; merging segments needs more free disk space than there is (%s): "
                                 "the next `qa index` tries again", exc)
@@ -195,7 +203,7 @@ def build(paths: Iterable[str | os.PathLike], index_dir: str | os.PathLike, embe
                 gen = previous
         except BaseException as exc:
             writer.abort()
-            if ix.out_of_space(exc):
+            if index.out_of_space(exc):
                 raise DiskFull(f"the disk holding {root}/ is full ({exc}); nothing was published and the index "
                                "serves as before: free some space and run `qa index` again") from exc
             raise
@@ -220,21 +228,23 @@ def merge(index_dir: str | os.PathLike, vector_index: str = "auto") -> bool:
     Returns:
         False when there was nothing to merge (one segment, nothing deleted).
     """
-    with ix.writer_lock(index_dir) as root:
-        gen = ix.current(index_dir)
-        writer = ix.IndexWriter(root, gen, gen.manifest["dimension"], vector_index)
+    index = ix.backend(index_dir)
+    with index.writer_lock(index_dir) as root:
+        gen = index.current(index_dir)
+        writer = index.IndexWriter(root, gen, gen.manifest["dimension"], vector_index)
         return writer.merge(everything=True) is not None
 
 
-def _previous(index_dir, embedder: Embedder, chunker: dict, report: BuildReport) -> ix.Generation | None:
+def _previous(index: ModuleType, index_dir, embedder: Embedder, chunker: dict, report: BuildReport
+              ) -> ix.Generation | None:
     """The generation an update starts from: the published one, or when `CURRENT` or its manifest
-    is damaged, the newest that reads (noted in `report.repaired`)."""
+    is damaged, the newest that reads (noted in `report.repaired`); `index` is the backend's module."""
     try:
-        gen = ix.current(index_dir, embedder.name)
+        gen = index.current(index_dir, embedder.name)
     except IndexNotFound:
         return None
     except IndexDamaged as exc:
-        gen = next((g for g in map(_readable, ix.generations(index_dir)) if g is not None), None)
+        gen = next((g for g in map(_readable, index.generations(index_dir)) if g is not None), None)
         report.repaired.append(f"{exc}; " + (f"updated from {gen.path.name}" if gen else
                                              "no generation reads whole: every file is read again"))
         if gen is None:
@@ -284,20 +294,70 @@ def _plan(old: dict[str, tuple[str, str, str]], files: list[Source], roots: list
     return _Plan(todo, removed, old)
 
 
-def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, config: dict, report: BuildReport,
-           progress: Progress | None, pool: ParsePool, limits: Limits) -> None:
+Job = tuple[Source, str]  # a file to (re)index and its content hash
+Parsed = tuple[Document, list[Chunk]] | str | Exception  # what `parse_file` gives, or why a worker failed
+
+
+class Reader(Protocol):
+    """What reads the files of a run: this machine's parse workers (`LocalReader`) or a Ray
+    cluster (`qa.library.ray_index.RayReader`). Either way the index is written here, in order."""
+
+    def __call__(self, todo: list[Job], known: Callable[[Job], Mapping[str, np.ndarray]],
+                 report: BuildReport) -> Iterator[tuple[Job, Parsed, Mapping[str, np.ndarray]]]:
+        """Yield each job of `todo` in order with its parse result and the vectors of the passage
+        texts encoded with it (none: the run's batches encode them). `known(job)` are the stored
+        vectors of a job's texts, which need no encoding."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalReader:
+    """Parses in `pool`'s worker processes, each file within the parse limits, and leaves the
+    encoding to the run's batches (which encode the new passages of many files in one call)."""
+
+    pool: ParsePool
+    config: dict
+
+    def __call__(self, todo: list[Job], known: Callable[[Job], Mapping[str, np.ndarray]],
+                 report: BuildReport) -> Iterator[tuple[Job, Parsed, Mapping[str, np.ndarray]]]:
+        jobs = ((job, parse_args(job[0], self.config)) for job in todo)
+        for job, parsed in self.pool.map(parse_file, jobs, parse_limits(self.config)):
+            yield job, parsed, {}
+
+
+def parse_args(source: Source, config: dict) -> tuple:
+    """The arguments of `parse_file` for a source; its path absolute, as a worker keeps the
+    working folder it started in, which need not be this one's now."""
+    return (source.file.absolute(), source.shown, int(config["max_file_mb"] * 2**20),
+            config["chunk_chars"], config["chunk_overlap"])
+
+
+def parse_limits(config: dict) -> Limits:
+    """What one file may cost the worker parsing it (the parse_seconds and parse_memory_mb settings)."""
+    return Limits(config["parse_seconds"], config["parse_memory_mb"])
+
+
+def passage_texts(doc: Document, chunks: list[Chunk]) -> list[str]:
+    """The text of each passage, as it is encoded and stored."""
+    return [doc.text[c.start:c.end] for c in chunks]
+
+
+def _apply(writer: ix.IndexWriter, plan: _Plan, embedder: Embedder, report: BuildReport,
+           progress: Progress | None, reader: Reader) -> None:
     """Parse, chunk and embed what changed, and drop what is gone."""
     batch = _Batch(writer, embedder, report)
-    # Absolute paths: a worker keeps the working folder it started in, which need not be this one's now.
-    jobs = ((item, (item[0].file.absolute(), item[0].shown, int(config["max_file_mb"] * 2**20),
-                    config["chunk_chars"], config["chunk_overlap"])) for item in plan.todo)
-    for n, ((source, sha), parsed) in enumerate(pool.map(parse_file, jobs, limits)):
+
+    def known(job: Job) -> Mapping[str, np.ndarray]:
+        old = plan.old.get(job[0].source)
+        return writer.reusable(job[1], old[0] if old else None)
+
+    for n, ((source, sha), parsed, encoded) in enumerate(reader(plan.todo, known, report)):
         if progress:
             progress(n, len(plan.todo), source.shown)
         if isinstance(parsed, (str, Exception)):
             report.failed.append((source.shown, str(parsed)))
             continue  # an earlier version of this file, if any, stays indexed
-        batch.add(source, sha, *parsed, plan.old.get(source.source))
+        batch.add(source, sha, *parsed, plan.old.get(source.source), encoded)
     batch.flush()
     if progress:
         progress(len(plan.todo), len(plan.todo), "")
@@ -318,28 +378,30 @@ class _Batch:
         self.writer, self.embedder, self.report = writer, embedder, report
         self.now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.docs: list[tuple[Source, str, Document, list[Chunk], list[str], dict[str, np.ndarray], tuple | None]] = []
-        self.missing: dict[str, None] = {}  # texts to encode, in order, once each
+        self.missing: dict[str, np.ndarray | None] = {}  # new texts, in order, once each (with a reader's vector)
         self.written: dict[bytes, int] = {}  # digest of each text written this run -> its passage id
 
     def add(self, source: Source, sha: str, doc: Document, chunks: list[Chunk],
-            old: tuple[str, str, str] | None) -> None:
-        texts = [doc.text[c.start:c.end] for c in chunks]
+            old: tuple[str, str, str] | None, encoded: Mapping[str, np.ndarray]) -> None:
+        texts = passage_texts(doc, chunks)
         self.report.passages_read += len(chunks)
         known = self.writer.reusable(sha, old[0] if old else None)
         for t in texts:
-            if t not in known and _digest(t) not in self.written:
-                self.missing.setdefault(t)
+            if t not in known and digest(t) not in self.written:
+                self.missing.setdefault(t, encoded.get(t))
         self.docs.append((source, sha, doc, chunks, texts, known, old))
         if len(self.missing) >= FLUSH:
             self.flush()
 
     def flush(self) -> None:
-        """Encode the missing texts in one call, then write the waiting documents and vectors."""
-        fresh = dict(zip(self.missing, self.embedder.encode(list(self.missing)), strict=True))
+        """Encode the new texts no reader encoded in one call, then write the waiting documents and vectors."""
+        todo = [t for t, v in self.missing.items() if v is None]
+        fresh = {t: v for t, v in self.missing.items() if v is not None}
+        fresh.update(zip(todo, self.embedder.encode(todo), strict=True))
         self.report.encoded += len(fresh)
         for source, sha, doc, chunks, texts, known, old in self.docs:
             vecs = [known[t] if t in known else fresh[t] if t in fresh
-                    else self.writer.vector(self.written[_digest(t)]) for t in texts]
+                    else self.writer.vector(self.written[digest(t)]) for t in texts]
             if old:
                 self.writer.remove(old[0])
                 self.report.updated.append(source.shown)
@@ -349,9 +411,10 @@ class _Batch:
             # A changed file keeps its id (an index upgraded from an older layout has ids of another form).
             doc_id = old[0] if old else document_id(source.source)
             ids = self.writer.add(doc_id, doc, sha, self.now, chunks, stacked, source.source)
-            self.written.update((_digest(t), i) for t, i in zip(texts, ids, strict=True))
+            self.written.update((digest(t), i) for t, i in zip(texts, ids, strict=True))
         self.docs, self.missing = [], {}
 
 
-def _digest(text: str) -> bytes:
+def digest(text: str) -> bytes:
+    """A short fingerprint of a passage text (what a run remembers of the texts it wrote)."""
     return hashlib.blake2b(text.encode(), digest_size=16).digest()

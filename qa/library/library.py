@@ -9,10 +9,11 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from qa.errors import DocumentNotFound, FootnoteError
-from qa.index import Serving, View, current, encoder_backend, upgradable, upgrade
+from qa.index import Serving, View, backend, encoder_backend
 from qa.index.store import StoredDocument
 from qa.ingest.pool import Limits
 from qa.library import build, uploads
@@ -42,8 +43,14 @@ class Library:
         self.reindex_job = ReindexJob(lambda progress: self.index([str(self.sources_dir)], progress=progress))
 
     @property
-    def index_dir(self) -> Path:
+    def index_dir(self) -> Path | str:
+        """The index folder, or the DSN of a PostgreSQL index."""
         return self.serving.index_dir
+
+    @property
+    def _index(self) -> ModuleType:
+        """The index backend's module: `qa.index`, or `qa.index.postgres` for a DSN."""
+        return backend(self.index_dir)
 
     @property
     def sources_dir(self) -> Path:
@@ -52,7 +59,7 @@ class Library:
         if self.config["sources"] != self.default_sources:
             return Path(self.config["sources"])
         try:
-            roots = current(self.index_dir).manifest.get("roots", [])
+            roots = self._index.current(self.index_dir).manifest.get("roots", [])
         except FootnoteError:
             roots = []
         folders = [r for r in roots if r.endswith("/")]
@@ -61,22 +68,30 @@ class Library:
     def backend(self) -> str | None:
         """The encoder backend of the serving generation (None when nothing is published)."""
         try:
-            return encoder_backend(current(self.index_dir).manifest)
+            return encoder_backend(self._index.current(self.index_dir).manifest)
         except FootnoteError:
             return None
 
     def index(self, paths: Iterable[str] = ("sources",), rebuild: bool = False,
               progress: build.Progress | None = None, remove: Iterable[str] = (),
-              report: build.BuildReport | None = None) -> build.BuildReport:
+              report: build.BuildReport | None = None, ray: str | None = None) -> build.BuildReport:
         """Build or update the index from files and folders (see `qa.library.build.build`); an
         update encodes with the index's backend, a rebuild with the `encoder` setting's. An index
-        of an older layout is converted first (`qa.index.upgrade`, every vector kept)."""
-        if not rebuild and upgradable(self.index_dir):
-            upgrade(self.index_dir)
+        of an older layout is converted first (`qa.index.upgrade`, every vector kept). With `ray`
+        (a Ray cluster's address, or "auto"), the files are parsed and encoded on that cluster
+        (`qa.library.ray_index`)."""
+        if ray:
+            from qa.library import ray_index
+
+            ray_index.require()  # before the model loads: a missing extra is said at once
+        if not rebuild and self._index.upgradable(self.index_dir):
+            self._index.upgrade(self.index_dir)
             log.warning("%s/ had the layout of an older Footnote: converted, every vector kept", self.index_dir)
         backend = self.config["encoder"] if rebuild else (self.backend() or self.config["encoder"])
-        return build.build(paths, self.index_dir, self.embedder(backend), self.config, rebuild, progress, remove,
-                           report=report)
+        embedder = self.embedder(backend)
+        reader = ray_index.RayReader(ray, embedder, self.config) if ray else None
+        return build.build(paths, self.index_dir, embedder, self.config, rebuild, progress, remove,
+                           report=report, reader=reader)
 
     def remove(self, paths: Iterable[str]) -> build.BuildReport:
         """Drop the documents indexed from these paths (the files themselves are left alone)."""

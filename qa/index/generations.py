@@ -88,18 +88,30 @@ def generation(path: Path, model: str | None = None) -> Generation:
         IndexMismatch: another schema version or model built it.
     """
     root, manifest = path.parent, read_manifest(path)
-    rebuild = f"rebuild it with `qa index --rebuild --index {root}`"
     if manifest.get("schema") in UPGRADABLE:
         raise IndexMismatch(f"the index at {root}/ has the layout of an older Footnote (schema "
                             f"{manifest.get('schema')}); convert it, keeping every vector, with "
                             f"`qa index --upgrade --index {root}`")
-    if manifest.get("schema") != SCHEMA_VERSION:
-        raise IndexMismatch(f"the index at {root}/ has schema version {manifest.get('schema')}, this Footnote "
-                            f"reads version {SCHEMA_VERSION}; {rebuild}")
-    if model is not None and manifest.get("model") != model:
-        raise IndexMismatch(f"the index at {root}/ was built with model {manifest.get('model')!r}, "
-                            f"but the model setting is {model!r}; {rebuild} (or set --model to match)")
+    check_manifest(manifest, f"{root}/", str(root), model)
     return Generation(path, manifest)
+
+
+def check_manifest(manifest: dict[str, Any], shown: str, index: str, model: str | None,
+                   schema: int = SCHEMA_VERSION) -> None:
+    """Refuse a generation of another schema version (`schema`: each backend has its own) or
+    (when given) another model, naming the rebuild command: its vectors would mean nothing to
+    this Footnote's encoder. `shown` is how messages name the index, `index` what `--index` takes.
+
+    Raises:
+        IndexMismatch: the manifest's schema or model differs.
+    """
+    rebuild = f"rebuild it with `qa index --rebuild --index {index}`"
+    if manifest.get("schema") != schema:
+        raise IndexMismatch(f"the index at {shown} has schema version {manifest.get('schema')}, this Footnote "
+                            f"reads version {schema}; {rebuild}")
+    if model is not None and manifest.get("model") != model:
+        raise IndexMismatch(f"the index at {shown} was built with model {manifest.get('model')!r}, "
+                            f"but the model setting is {model!r}; {rebuild} (or set --model to match)")
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from pgvector.psycopg import register_vector
 
-from qa.errors import IndexMismatch, IndexNotFound
+from qa.errors import IndexNotFound
+from qa.index.generations import check_manifest
 
 SCHEMA_VERSION = 1  # of these tables (the embedded layout has its own, `qa.index.SCHEMA_VERSION`)
 TEXT_SEARCH = "english"  # the text search configuration: Snowball stemming, its own stopwords too
@@ -137,13 +138,7 @@ def serving(conn: psycopg.Connection, dsn: str, model: str | None = None) -> Gen
     if row is None:
         raise IndexNotFound(f"no index at {shown(dsn)} yet; build one with `qa index --index {shown(dsn)}`")
     manifest = json.loads(row[1])
-    rebuild = f"rebuild it with `qa index --rebuild --index {shown(dsn)}`"
-    if manifest.get("schema") != SCHEMA_VERSION:
-        raise IndexMismatch(f"the index at {shown(dsn)} has schema version {manifest.get('schema')}, this Footnote "
-                            f"reads version {SCHEMA_VERSION}; {rebuild}")
-    if model is not None and manifest.get("model") != model:
-        raise IndexMismatch(f"the index at {shown(dsn)} was built with model {manifest.get('model')!r}, "
-                            f"but the model setting is {model!r}; {rebuild} (or set --model to match)")
+    check_manifest(manifest, shown(dsn), shown(dsn), model, SCHEMA_VERSION)
     return Generation(row[0], manifest)
 
 

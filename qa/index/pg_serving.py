@@ -23,6 +23,7 @@ import psycopg
 
 from qa.errors import DocumentNotFound, FootnoteError
 from qa.index.pg_base import TEXT_SEARCH, Generation, connect, serving, shown
+from qa.index import store
 from qa.index.store import COMMON, StoredDocument
 from qa.records import Citation, DocumentRef, PassageHit, Reference, Sentence
 from qa.search.scope import Scope
@@ -296,21 +297,9 @@ class View:
         None), and how many there are. Only the page's documents are counted."""
         total = self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
         cur = self.conn.cursor(row_factory=psycopg.rows.dict_row)
-        rows = cur.execute("""
-            SELECT d.id, d.path, d.title, d.format, d.meta, d.sha256, d.indexed_at, length(d.text) AS chars,
-              (SELECT count(*) FROM passages p WHERE p.doc_id = d.id) AS passages,
-              (SELECT count(*) FROM sentences s WHERE s.doc_id = d.id) AS sentences,
-              (SELECT count(*) FROM refs r WHERE r.doc_id = d.id) AS refs,
-              (SELECT count(*) FROM citations c WHERE c.doc_id = d.id) AS citations,
-              (SELECT count(*) FROM citations c WHERE c.doc_id = d.id AND c.ref_key IS NOT NULL) AS resolved
-            FROM (SELECT * FROM documents ORDER BY path, id OFFSET %s LIMIT %s) d ORDER BY d.path, d.id""",
-                           (offset, limit)).fetchall()
-        out = []
-        for r in rows:  # the fields in the order of the embedded backend's listing
-            row = {**r, "meta": _json(r["meta"])}
-            row["references"] = row.pop("refs")
-            out.append(row)
-        return out, total
+        rows = cur.execute(f"SELECT {store.LISTED} FROM (SELECT * FROM documents ORDER BY path, id OFFSET %s "
+                           "LIMIT %s) d ORDER BY d.path, d.id", (offset, limit)).fetchall()
+        return [store.listed(dict(r)) for r in rows], total
 
 
 def _json(text: str) -> Any:

@@ -264,21 +264,24 @@ def documents(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, An
     ids = list(ids)
     if len(ids) > IN_BATCH:
         return documents(conn, ids[:IN_BATCH]) + documents(conn, ids[IN_BATCH:])
-    rows = conn.execute(f"""
-        SELECT d.id, d.path, d.title, d.format, d.meta, d.sha256, d.indexed_at, length(d.text) AS chars,
-          (SELECT count(*) FROM passages p WHERE p.doc_id = d.id) AS passages,
-          (SELECT count(*) FROM sentences s WHERE s.doc_id = d.id) AS sentences,
-          (SELECT count(*) FROM refs r WHERE r.doc_id = d.id) AS refs,
-          (SELECT count(*) FROM citations c WHERE c.doc_id = d.id) AS citations,
-          (SELECT count(*) FROM citations c WHERE c.doc_id = d.id AND c.ref_key IS NOT NULL) AS resolved
-        FROM documents d WHERE d.id IN ({",".join("?" * len(ids))})""", ids)
-    out = []
-    for r in rows:
-        row = dict(r)
-        row["meta"] = json.loads(row["meta"])
-        row["references"] = row.pop("refs")
-        out.append(row)
-    return out
+    rows = conn.execute(f"SELECT {LISTED} FROM documents d WHERE d.id IN ({','.join('?' * len(ids))})", ids)
+    return [listed(dict(r)) for r in rows]
+
+
+# What a listing shows of a document `d`, with its counts (the same SQL on both backends).
+LISTED = """d.id, d.path, d.title, d.format, d.meta, d.sha256, d.indexed_at, length(d.text) AS chars,
+  (SELECT count(*) FROM passages p WHERE p.doc_id = d.id) AS passages,
+  (SELECT count(*) FROM sentences s WHERE s.doc_id = d.id) AS sentences,
+  (SELECT count(*) FROM refs r WHERE r.doc_id = d.id) AS refs,
+  (SELECT count(*) FROM citations c WHERE c.doc_id = d.id) AS citations,
+  (SELECT count(*) FROM citations c WHERE c.doc_id = d.id AND c.ref_key IS NOT NULL) AS resolved"""
+
+
+def listed(row: dict[str, Any]) -> dict[str, Any]:
+    """A `LISTED` row as `qa sources` and the sources page show it: meta decoded, `references`."""
+    row["meta"] = json.loads(row["meta"])
+    row["references"] = row.pop("refs")
+    return row
 
 
 def document_ref(row: sqlite3.Row) -> DocumentRef:

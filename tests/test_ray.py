@@ -5,14 +5,17 @@ behind it, or Ray missing, fails in one line.
 
 The int8 encoder (the default) quantises activations with one scale per batch, so a vector depends a
 little on the texts encoded with it (a file encoded alone or beside others: cosine down to about
-0.993, locally as well); its vectors are held to 0.99. The float32 export (`encoder = "onnx"`)
-does not depend on its batch: there every vector is held to 0.999.
+0.993). The actors encode the very groups a local run encodes, so the default encoder's vectors are
+held to 0.999 like the float32 export's. Measured on 2 cores, both encoders' are bit-identical to
+the local run's (all 585 passages of the first test, though an actor encodes on one thread and
+the local run on two); actors given groups of half the size would fall to cosine 0.985.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import socket
@@ -27,14 +30,13 @@ import pytest
 
 from qa import Pipeline
 from qa.cli import main
-from qa.library.build import BuildReport
-from qa.models.encoder import load_embedder
+from qa.library.build import FLUSH, BuildReport
 from tests.conftest import DATA, ROOT, SEED, make_pipeline
 
 RAY = Path(sys.executable).with_name("ray")
 RESERVED = range(10002, 20000)  # kept free of every Ray port on this machine
 START_SECONDS = 120
-INT8_COSINE = 0.99  # see above
+COSINE = 0.999  # every vector against the local run's, whatever the encoder
 NODE_PORTS = 18  # node manager, object manager, dashboard agent (2), metrics, runtime env agent, 12 workers
 
 
@@ -44,6 +46,20 @@ def sources(folder: Path) -> Path:
     for f in [SEED, *(DATA / "corpus").iterdir()]:
         shutil.copy(f, folder / f.name)
     return folder
+
+
+def generated(folder: Path, files: int = 36, paragraphs: int = 16) -> None:
+    """Files of distinct paragraphs of varied length in `folder` (a passage each), so that a run
+    encodes several groups of `build.FLUSH` texts, on both nodes."""
+    rng = random.Random(17)
+    words = ("keeper", "lamp", "harbour", "orchard", "ledger", "signal", "tide", "graft", "beacon",
+             "cider", "station", "frost", "rope", "lens", "blossom", "storm", "archive", "pier")
+    for f in range(files):
+        paras = [f"Record {f}.{p}: " + " ".join(
+            f"The {rng.choice(words)} of {rng.choice(words)} {rng.randint(1800, 1999)} "
+            f"{' '.join(rng.choices(words, k=rng.randint(2, 9)))}." for _ in range(rng.randint(1, 5)))
+            for p in range(paragraphs)]
+        (folder / f"record-{f:02}.txt").write_text("\n\n".join(paras) + "\n")
 
 
 def free_ports(n: int) -> list[int]:
@@ -165,14 +181,14 @@ def texts_and_vectors(pipe: Pipeline) -> dict[tuple[str, str], np.ndarray]:
             for i, (doc, start, end) in passages.items()}
 
 
-def assert_same_index(local: Pipeline, remote: Pipeline, cosine: float) -> None:
-    """The same documents, sentences, passages and ids; each vector within `cosine`."""
+def assert_same_index(local: Pipeline, remote: Pipeline) -> None:
+    """The same documents, sentences, passages and ids; each vector within COSINE."""
     docs, passages, vectors = contents(local)
     ray_docs, ray_passages, ray_vectors = contents(remote)
     assert docs and passages
     assert ray_docs == docs and ray_passages == passages
     cosines = [float(vectors[i] @ ray_vectors[i]) for i in passages]
-    assert min(cosines) >= cosine, min(cosines)
+    assert min(cosines) >= COSINE, min(cosines)
 
 
 def same_report(report: BuildReport) -> tuple:
@@ -215,42 +231,43 @@ def test_ray_address_where_nothing_listens_fails_in_seconds(tmp_path, capsys):
 @pytest.mark.scale
 def test_qa_index_ray_builds_the_index_a_local_run_builds_on_both_nodes(ray_cluster, tmp_path, embedder):
     src = sources(tmp_path / "src")
+    generated(src)
     local = make_pipeline(tmp_path / "local", embedder)
     report = local.library.index([str(src)])
+    assert report.encoded > 2 * FLUSH  # several encode groups, spread over both actors
     run = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(src), "--index", str(tmp_path / "ray"),
                           "--ray", ray_cluster, "-q"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     summary, nodes = run.stdout.splitlines()
     assert re.sub(r"[\d.]+ s\)", "", summary) == re.sub(r"[\d.]+ s\)", "", report.summary())
     assert nodes.startswith("read and encoded on 2 Ray node(s): "), nodes  # each actor, on its own node, read files
-    assert_same_index(local, make_pipeline(tmp_path / "ray", embedder), INT8_COSINE)
+    assert_same_index(local, make_pipeline(tmp_path / "ray", embedder))
 
 
 @pytest.mark.scale
-def test_ray_update_skips_unchanged_files_and_reuses_vectors_as_a_local_update(ray_cluster, tmp_path):
+def test_ray_update_skips_unchanged_files_and_reuses_vectors_as_a_local_update(ray_cluster, tmp_path, embedder):
     src = sources(tmp_path / "src")
-    float32 = load_embedder(backend="onnx")  # its vectors do not depend on their batch: held to 0.999
-    local, remote = (make_pipeline(tmp_path / name, float32, encoder="onnx") for name in ("local", "ray"))
+    local, remote = (make_pipeline(tmp_path / name, embedder) for name in ("local", "ray"))
     local.library.index([str(src)])
-    calls = float32.calls
+    calls = embedder.calls
     first = remote.library.index([str(src)], ray=ray_cluster)
-    assert float32.calls == calls and first.encoded > 0  # encoded on the cluster, not here
-    assert_same_index(local, remote, 0.999)
+    assert embedder.calls == calls and first.encoded > 0  # encoded on the cluster, not here
+    assert_same_index(local, remote)
     before = texts_and_vectors(remote)
     edited = src / "lighthouses.md"  # a paragraph added at its end: its passages so far keep their text
     edited.write_text(edited.read_text() + "\n\nIn 1911 the keepers of Cape Orin added a fog horn.\n")
     (src / SEED.name).unlink()
     shutil.copy(src / "orchards.txt", src / "copy-of-orchards.txt")  # the same text at a new path: nothing to encode
     expected = local.library.index([str(src)])
-    calls = float32.calls
+    calls = embedder.calls
     report = remote.library.index([str(src)], ray=ray_cluster)
-    assert float32.calls == calls
+    assert embedder.calls == calls
     assert same_report(report) == same_report(expected)
     assert report.unchanged == ["src/orchards.txt"] and report.updated == ["src/lighthouses.md"]
     assert report.removed == [f"src/{SEED.name}"] and report.added == ["src/copy-of-orchards.txt"]
     assert 0 < report.encoded < len(before)  # only the new text of the edited file
     assert sum(report.nodes.values()) == 2  # the edited and the copied file; the unchanged one is not read
-    assert_same_index(local, remote, 0.999)
+    assert_same_index(local, remote)
     after = texts_and_vectors(remote)
     kept = [(path, text) for path, text in after if (path, text) in before]
     assert any(path.endswith("lighthouses.md") for path, _ in kept)  # the edited file's unchanged passages too

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -386,9 +386,8 @@ class _Batch:
         texts = passage_texts(doc, chunks)
         self.report.passages_read += len(chunks)
         known = self.writer.reusable(sha, old[0] if old else None)
-        for t in texts:
-            if t not in known and digest(t) not in self.written:
-                self.missing.setdefault(t, encoded.get(t))
+        for t in new_texts(texts, known, self.written):
+            self.missing.setdefault(t, encoded.get(t))
         self.docs.append((source, sha, doc, chunks, texts, known, old))
         if len(self.missing) >= FLUSH:
             self.flush()
@@ -413,6 +412,14 @@ class _Batch:
             ids = self.writer.add(doc_id, doc, sha, self.now, chunks, stacked, source.source)
             self.written.update((digest(t), i) for t, i in zip(texts, ids, strict=True))
         self.docs, self.missing = [], {}
+
+
+def new_texts(texts: Iterable[str], known: Mapping[str, np.ndarray], written: Container[bytes]) -> Iterator[str]:
+    """The passage texts of a document that need encoding: neither stored for it (`known`) nor
+    written earlier in this run (`written`, their digests). `_Batch` encodes them FLUSH at a time;
+    `qa.library.ray_index` forms the same groups by this rule, so a text's batch, and with the int8
+    encoder its vector, is the same on a Ray cluster."""
+    return (t for t in texts if t not in known and digest(t) not in written)
 
 
 def digest(text: str) -> bytes:

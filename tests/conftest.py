@@ -6,7 +6,9 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -110,14 +112,24 @@ def browser() -> Browser:
         browser.close()
 
 
-@pytest.fixture()
-def page(browser: Browser, live_server: str) -> Page:
-    """A fresh page that fails the test on any console error (a CSP violation shows up there)."""
-    context = browser.new_context(base_url=live_server)
+@contextmanager
+def watched(browser: Browser, base_url: str, **options: Any) -> Iterator[Page]:
+    """A fresh page in its own browser context (`options`: viewport, touch, JavaScript ...) that
+    fails the test on any console error: a CSP violation shows up there."""
+    context = browser.new_context(base_url=base_url, **options)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
     assert errors == []
+
+
+@pytest.fixture()
+def page(browser: Browser, live_server: str) -> Page:
+    """A fresh page on the session's server that fails the test on any console error."""
+    with watched(browser, live_server) as page:
+        yield page

@@ -21,7 +21,7 @@ from waitress import create_server
 
 from qa import Pipeline
 from qa.records import DocumentRef, PassageHit
-from tests.conftest import DATA, make_pipeline
+from tests.conftest import DATA, make_pipeline, watched
 from web import create_app, home, snippets
 
 FUJIAN = "When did the Fujian Media Group create an ICC?"
@@ -208,14 +208,8 @@ def test_home_page_without_an_index_says_so_and_names_the_sources_page_for_admin
 @pytest.fixture()
 def phone(browser: Browser, live_server: str) -> Page:
     """A 390 px wide touch screen that fails the test on any console error."""
-    context = browser.new_context(base_url=live_server, viewport=PHONE, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == []
+    with watched(browser, live_server, viewport=PHONE, is_mobile=True, has_touch=True) as page:
+        yield page
 
 
 def no_sideways_scroll(page: Page) -> bool:

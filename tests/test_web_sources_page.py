@@ -18,7 +18,7 @@ from waitress.server import create_server
 
 from qa import Pipeline
 from qa.library.jobs import ReindexJob
-from tests.conftest import ROOT, make_pipeline
+from tests.conftest import ROOT, make_pipeline, watched
 from tests.test_web_admin import TOKEN, csrf_of, upload, wait_done
 from web import create_app
 
@@ -63,20 +63,12 @@ def site(tmp_path: Path, embedder) -> Iterator[Site]:
 @contextmanager
 def signed_in(browser: Browser, site: Site, **context: object) -> Iterator[Page]:
     """A signed-in page on the site that fails the test on any console error (CSP included)."""
-    ctx = browser.new_context(base_url=site.url, **context)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto("/sources")
-    page.get_by_label("Admin token").fill(TOKEN)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    try:
+    with watched(browser, site.url, **context) as page:
+        page.goto("/sources")
+        page.get_by_label("Admin token").fill(TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         yield page
-    finally:
-        ctx.close()
-    assert errors == []
 
 
 def indexed_paths(site: Site) -> list[str]:

@@ -6,7 +6,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-test install-scale train-reader calibrate run index test test-scale pg-up pg-down lint bench bench-scale inspect-eval eval screenshots chromium latency load clean
+.PHONY: install install-test install-scale train-reader train-reranker calibrate run index test test-scale pg-up pg-down lint bench bench-scale inspect-eval eval screenshots chromium latency load clean
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -35,6 +35,12 @@ install-scale: $(VENV)/.installed-scale
 # A smoke run: make train-reader ARGS='--max-steps 20 --questions 300 --out /tmp/reader'
 train-reader: install
 	nice $(PY) scripts/train_reader.py $(ARGS)
+
+# Footnote's reranker, six layers distilled here from the bundled 12-layer cross-encoder on ../shared/train;
+# about 80 minutes on 2 cores. Writes qa/models/reranker/; index, teacher scores and checkpoints in ~/.cache/footnote/train.
+# A smoke run: make train-reranker ARGS='--articles 2 --questions 40 --max-steps 6 --out /tmp/reranker'
+train-reranker: install
+	nice $(PY) scripts/train_reranker.py $(ARGS)
 
 # The abstention calibration (qa/models/calibration.json), by nested article-wise CV on public SQuAD 2.0.
 calibrate: install

@@ -24,11 +24,9 @@ answering never imports it.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -36,24 +34,15 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 import numpy as np
+from training import CACHE, DATA, ROOT, Checkpoint, log, split_articles
 
 from qa.eval.scoring import best_f1, exact_match
 from qa.ingest.sentences import sentence_spans
 from qa.models.batches import feed
 from qa.read.spans import MAX_TOKENS, Tokens, Window, best_span
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "footnote" / "train"
 OUT = ROOT / "qa" / "models" / "reader"
-
-
-def log(msg: str) -> None:
-    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
 # ---------------------------------------------------------------- examples
@@ -322,10 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     data_sha = hashlib.sha256(raw).hexdigest()
     articles = json.loads(raw)["data"]
     rng = random.Random(args.seed)
-    order = list(range(len(articles)))
-    rng.shuffle(order)
-    val = [articles[i] for i in order[:args.validation_articles]]
-    train = [articles[i] for i in order[args.validation_articles:]]
+    val, train = split_articles(articles, args.validation_articles, rng)
     log(f"{len(train)} training articles, {len(val)} validation articles")
 
     examples = build(train, tokens, args.window_tokens - 4, args.negative_share, args.questions, rng)
@@ -343,34 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     warm = max(1, total // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    # the checkpoint belongs to the arguments that change what is trained, and to the data
-    same = {k: str(v) for k, v in vars(args).items()
-            if k not in ("max_minutes", "out", "cache", "checkpoint_minutes", "stop_after")}
-    run_key = hashlib.sha256(json.dumps(same, sort_keys=True).encode() + data_sha.encode()).hexdigest()[:12]
-    ckpt = args.cache / f"reader-{run_key}.pt"
-    step, spent = 0, 0.0
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, spent = state["step"], state["spent"]
-        log(f"resumed from {ckpt} at step {step}/{total}")
-
-    def save() -> None:
-        args.cache.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "step": step, "spent": spent + time.monotonic() - began}, tmp)
-        tmp.replace(ckpt)  # atomic: a kill mid-save leaves the previous checkpoint
-
+    # the bound counts from the start of the script: building the windows is part of the run
+    ckpt = Checkpoint.of(args, data_sha, "reader", model, opt, sched, began)
+    step = ckpt.resume(total)
     model.train()
     log(f"training {total} steps of {args.batch} windows")
-    last_save = time.monotonic()
     losses: list[float] = []
-    deadline = began + args.max_minutes * 60 - spent
     while step < total:
-        if time.monotonic() > deadline:
+        if ckpt.out_of_time(args.max_minutes):
             log(f"--max-minutes reached at step {step}/{total}; stopping training there")
             break
         group = [encoded[i] for i in plan[step]]
@@ -394,19 +360,17 @@ def main(argv: list[str] | None = None) -> int:
         losses.append(out.loss.item())
         if step % 100 == 0 or step == total:
             log(f"step {step}/{total} loss {np.mean(losses[-100:]):.3f}")
-        if time.monotonic() - last_save > args.checkpoint_minutes * 60:
-            save()
-            last_save = time.monotonic()
+        ckpt.maybe_save(step)
         if args.stop_after is not None and step >= args.stop_after:
-            save()
+            ckpt.save(step)
             log(f"stopped at step {step}/{total} (--stop-after); run again without it to resume")
             return 0
-    save()
-    train_minutes = (spent + time.monotonic() - began) / 60
+    ckpt.save(step)
+    train_minutes = ckpt.minutes()
     figures = validate(model, Tokens(tokens_path, MAX_TOKENS), val, args.validation_questions,
                        random.Random(args.seed))
     log(f"validation (torch fp32, gold paragraph given): {figures}")
-    shipped = export(model, tokens_path, args.out, args.cache / f"export-{run_key}")
+    shipped = export(model, tokens_path, args.out, args.cache / f"export-{ckpt.key}")
     int8 = onnx_check(args.out, val, args.validation_questions, args.seed)
     log(f"validation (int8 ONNX via qa.read.spans.OnnxSpanModel): {int8}; "
         f"model.onnx {shipped['onnx_int8_bytes'] / 2**20:.1f} MB")

@@ -1,0 +1,94 @@
+"""What the training scripts share: where data and checkpoints live, the article split, and a
+checkpoint that makes a run bounded in time and resumable.
+
+A run is cut short by `--max-minutes` or by the machine; the checkpoint (saved atomically every
+few minutes outside the repository) lets the same command carry on where it stopped, with the
+time already spent counted against the bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "footnote" / "train"
+# arguments that do not change what is trained: a run resumed with other values is the same run
+NOT_THE_RUN = ("max_minutes", "out", "cache", "checkpoint_minutes", "stop_after")
+
+
+def log(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def split_articles(articles: list[dict], validation: int, rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """(validation, training) articles, split before anything is built from them."""
+    order = list(range(len(articles)))
+    rng.shuffle(order)
+    return [articles[i] for i in order[:validation]], [articles[i] for i in order[validation:]]
+
+
+class Checkpoint:
+    """Model, optimiser and schedule state of one run, keyed by the arguments and the data."""
+
+    def __init__(self, path: Path, model, opt, sched, every_minutes: float, began: float | None = None) -> None:
+        self.path, self.model, self.opt, self.sched = path, model, opt, sched
+        self.every = every_minutes * 60
+        self.began = time.monotonic() if began is None else began  # what the time bound counts from
+        self.last = time.monotonic()
+        self.spent = 0.0  # seconds of earlier, cut-short runs
+        self.key = path.stem.rsplit("-", 1)[-1]
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, data_sha: str, name: str, model, opt, sched,
+           began: float | None = None) -> Checkpoint:
+        """The checkpoint of this run: `name`, then a key of the arguments that change what is
+        trained and of the data; `began` (monotonic) is what `--max-minutes` counts from (now)."""
+        same = {k: str(v) for k, v in vars(args).items() if k not in NOT_THE_RUN}
+        key = hashlib.sha256(json.dumps(same, sort_keys=True).encode() + data_sha.encode()).hexdigest()[:12]
+        return cls(args.cache / f"{name}-{key}.pt", model, opt, sched, args.checkpoint_minutes, began)
+
+    def resume(self, total: int) -> int:
+        """Load the saved state when there is one; the step to carry on from."""
+        import torch
+
+        if not self.path.is_file():
+            return 0
+        state = torch.load(self.path, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.spent = state["spent"]
+        log(f"resumed from {self.path} at step {state['step']}/{total}")
+        return state["step"]
+
+    def minutes(self) -> float:
+        """Training time so far, earlier runs included."""
+        return (self.spent + time.monotonic() - self.began) / 60
+
+    def out_of_time(self, max_minutes: float) -> bool:
+        return self.minutes() > max_minutes
+
+    def save(self, step: int) -> None:
+        import torch
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                    "step": step, "spent": self.spent + time.monotonic() - self.began}, tmp)
+        tmp.replace(self.path)  # atomic: a kill mid-save leaves the previous checkpoint
+        self.last = time.monotonic()
+
+    def maybe_save(self, step: int) -> None:
+        if time.monotonic() - self.last > self.every:
+            self.save(step)

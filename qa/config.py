@@ -52,6 +52,9 @@ SETTINGS: tuple[Setting, ...] = (
                                    "the rest when none of those is a clear match.", least=0),
     Setting("answer_passages", 2, "Reranked passages the span reader reads (plus the next one when within 1 logit "
                                   "of the top).", least=1),
+    Setting("reranker", "", "Cross-encoder: empty for Footnote's own (6 layers, distilled here from the 12-layer "
+                            "ms-marco-MiniLM-L-12-v2, int8 ONNX), `ms-marco-l12` for that teacher (about twice as "
+                            "slow), or a folder holding model.onnx and tokenizer.json."),
     Setting("reader", "", "Span reader: empty for Footnote's own (int8 ONNX), or a local Hugging Face "
                           "question-answering model folder (run with transformers and torch)."),
     Setting("min_support", CALIBRATION.threshold, "Lowest answer confidence (0..1, from the calibration file "

@@ -27,7 +27,7 @@ from qa.read.reader import Reader, Reading
 from qa.read.signals import CALIBRATION
 from qa.read.spans import OnnxSpanModel, SpanModel, TransformersSpanModel
 from qa.records import Result
-from qa.search.rerank import CrossEncoder
+from qa.search.rerank import CrossEncoder, folder_for
 from qa.search.scope import Scope
 from qa.search.searcher import Searcher
 
@@ -57,7 +57,7 @@ class Models:
     def cross_encoder(self) -> CrossEncoder:
         with self._lock:
             if self._cross is None:
-                self._cross = CrossEncoder()
+                self._cross = CrossEncoder(folder_for(self.config["reranker"]))
             return self._cross
 
     def loaded(self) -> dict[str, bool]:

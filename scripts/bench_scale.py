@@ -14,10 +14,13 @@ Up to `--postgres-max` passages (100k), the same index is also written into a fr
 way: write throughput against the embedded build (neither encodes: the vectors are given), dense
 search and recall, `/api/ask` over HTTP from `qa serve --index postgresql://...`, adding and
 removing a document. Both backends run on this machine, one after the other.
+`--baseline-reranker ms-marco-l12` times `/api/ask` a second time, with the same requests to a
+server reranking with the 12-layer teacher, and prints the two side by side with their ratio.
 
     python scripts/bench_scale.py                          # 10k, 100k and 1M passages
     python scripts/bench_scale.py --passages 200000 --keep DIR --json
     python scripts/bench_scale.py --passages 10000 --postgres-max 0   # embedded only
+    python scripts/bench_scale.py --passages 100000 --postgres-max 0 --baseline-reranker ms-marco-l12
 
 `--keep DIR` leaves the index in DIR with its documents as text files under DIR/sources/,
 servable by `qa serve --index DIR` and updatable by `qa index DIR/sources --index DIR`.
@@ -150,8 +153,8 @@ def search_figures(pipe: Pipeline, vectors: np.ndarray, qvecs: np.ndarray, quest
     return {**pipe.serving.reading(work), "segments": [s["kind"] for s in pipe.library.summary()["segments"]]}
 
 
-def http_figures(index: str, questions: list[str], requests: int) -> dict:
-    with serve_index(index, timeout=600) as (base, proc, ready):
+def http_figures(index: str, questions: list[str], requests: int, settings: dict[str, str] | None = None) -> dict:
+    with serve_index(index, timeout=600, settings=settings) as (base, proc, ready):
         wall = []
         for i in range(requests):
             url = f"{base}/api/ask?{urllib.parse.urlencode({'q': questions[i % len(questions)]})}"
@@ -222,6 +225,9 @@ def run(size: int, seeds: Seeds, folder: Path, config: dict, pipe: Pipeline, arg
         out |= postgres_figures(size, folder, seeds, config, pipe, vectors, qvecs, sample, args)
     del vectors
     out |= http_figures(str(folder), sample, args.requests)
+    if args.baseline_reranker:  # the same requests to a server reranking with the baseline model
+        base = http_figures(str(folder), sample, args.requests, {"reranker": args.baseline_reranker})
+        out |= {"base_ask_p50_ms": base["ask_p50_ms"], "base_ask_p95_ms": base["ask_p95_ms"]}
     out |= update_figures(reader, seeds, folder / "extra", rng)
     out["disk_mb"] = disk_mb(folder)
     out["vectors_mb"] = size * seeds.vectors.shape[1] * 4 / 2**20
@@ -240,6 +246,17 @@ def table(rows: list[dict]) -> str:
             ("serve_ready_s", "serve ready s", "{:.1f}"), ("serve_peak_rss_mb", "peak RSS MB", "{:.0f}"),
             ("disk_mb", "disk MB", "{:.0f}"), ("disk_budget_mb", "budget MB", "{:.0f}"))
     return markdown(cols, rows)
+
+
+def reranker_table(rows: list[dict], baseline: str) -> str:
+    """`/api/ask` with Footnote's reranker against the same requests with `baseline`'s."""
+    rows = [{**r, "p50_ratio": r["base_ask_p50_ms"] / r["ask_p50_ms"],
+             "p95_ratio": r["base_ask_p95_ms"] / r["ask_p95_ms"]} for r in rows if "base_ask_p50_ms" in r]
+    cols = (("passages", "passages", "{:,}"), ("ask_p50_ms", "/api/ask p50 ms", "{:.0f}"),
+            ("base_ask_p50_ms", f"with {baseline}", "{:.0f}"), ("p50_ratio", "ratio", "{:.2f}x"),
+            ("ask_p95_ms", "p95 ms", "{:.0f}"), ("base_ask_p95_ms", f"with {baseline}", "{:.0f}"),
+            ("p95_ratio", "ratio", "{:.2f}x"))
+    return markdown(cols, rows) if rows else ""
 
 
 def postgres_table(rows: list[dict]) -> str:
@@ -271,6 +288,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="leave the (last) index in this folder")
     parser.add_argument("--requests", type=int, default=100, help="/api/ask requests over HTTP")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--baseline-reranker", default="",
+                        help="time /api/ask also with this reranker setting (e.g. ms-marco-l12), as a baseline")
     parser.add_argument("--postgres-max", type=int, default=100_000,
                         help="measure PostgreSQL too up to this many passages (0: never); needs `make install-scale`")
     args = parser.parse_args()
@@ -294,6 +313,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
     print(postgres_table(rows))
+    print(reranker_table(rows, args.baseline_reranker))
     if args.json:
         print(json.dumps(rows, indent=2))
 

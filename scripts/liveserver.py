@@ -6,6 +6,7 @@ own process over a temporary index (the user's index/ is left alone).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -46,17 +47,18 @@ def serving(paths: tuple[str, ...] = ("sources",), timeout: float = 180, serve_a
 
 
 @contextmanager
-def serve_index(index: str, timeout: float = 180, serve_args: tuple[str, ...] = ()
-                ) -> Iterator[tuple[str, subprocess.Popen, float]]:
+def serve_index(index: str, timeout: float = 180, serve_args: tuple[str, ...] = (),
+                settings: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen, float]]:
     """Run `qa serve` on an existing index; yield its base URL, the process and the seconds
-    from starting it to its first answer.
+    from starting it to its first answer. `settings` are given to it as FOOTNOTE_<NAME>.
 
     Raises:
         RuntimeError: the server stopped or did not answer within `timeout` seconds.
     """
     port = _free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port), *serve_args), cwd=ROOT)
+    env = os.environ | {f"FOOTNOTE_{k.upper()}": v for k, v in (settings or {}).items()}
+    proc = subprocess.Popen(_qa("serve", "--index", index, "--port", str(port), *serve_args), cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

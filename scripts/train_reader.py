@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, log, split_articles
+from training import CACHE, DATA, ROOT, Checkpoint, log, parse, split_articles
 
 from qa.eval.scoring import best_f1, exact_match
 from qa.ingest.sentences import sentence_spans
@@ -282,18 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validation-questions", type=int, default=1000)
     ap.add_argument("--window-tokens", type=int, default=128, help="question + window while training")
     ap.add_argument("--negative-share", type=float, default=0.3)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--max-minutes", type=float, default=90.0, help="wall-time bound on training (resumes count)")
-    ap.add_argument("--stop-after", type=int, default=None,
-                    help="stop after this many steps as if cut short, keeping the checkpoint (to test resuming)")
-    ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=13)
-    args = ap.parse_args(argv)
-
+    args = parse(ap, argv, 90.0, 5e-5)
     began = time.monotonic()
     if not args.data.is_file():
         print(f"error: training data not found at {args.data} (SQuAD 1.0 train, read in place)", file=sys.stderr)

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, log, split_articles
+from training import CACHE, DATA, ROOT, Checkpoint, log, parse, split_articles
 
 OUT = ROOT / "qa" / "models" / "reranker"
 TEACHER_LAYERS = 12
@@ -222,18 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validation-articles", type=int, default=24)
     ap.add_argument("--validation-questions", type=int, default=300)
     ap.add_argument("--layers", default="0,2,4,6,8,10", help="teacher layers the student keeps")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=7e-5)
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--max-minutes", type=float, default=60.0, help="wall-time bound on training (resumes count)")
-    ap.add_argument("--stop-after", type=int, default=None,
-                    help="stop after this many steps as if cut short, keeping the checkpoint (to test resuming)")
-    ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=13)
-    args = ap.parse_args(argv)
-
+    args = parse(ap, argv, 60.0, 7e-5)
     began = time.monotonic()
     if not args.data.is_file():
         print(f"error: training data not found at {args.data} (SQuAD 1.0 train, read in place)", file=sys.stderr)

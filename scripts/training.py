@@ -31,6 +31,22 @@ def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
+def parse(ap: argparse.ArgumentParser, argv: list[str] | None, max_minutes: float, lr: float) -> argparse.Namespace:
+    """The script's own arguments (already on `ap`) and those of every training run."""
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--max-minutes", type=float, default=max_minutes,
+                    help="wall-time bound on training (resumes count)")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="stop after this many steps as if cut short, keeping the checkpoint (to test resuming)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    return ap.parse_args(argv)
+
+
 def split_articles(articles: list[dict], validation: int, rng: random.Random) -> tuple[list[dict], list[dict]]:
     """(validation, training) articles, split before anything is built from them."""
     order = list(range(len(articles)))

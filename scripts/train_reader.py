@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, log, parse, split_articles
+from training import CACHE, DATA, ROOT, Checkpoint, log, padded, parse, split_articles
 
 from qa.eval.scoring import best_f1, exact_match
 from qa.ingest.sentences import sentence_spans
@@ -329,15 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"--max-minutes reached at step {step}/{total}; stopping training there")
             break
         group = [encoded[i] for i in plan[step]]
-        width = max(len(g["ids"]) for g in group)
-        ids = torch.zeros((len(group), width), dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
-        for r, g in enumerate(group):
-            ids[r, :len(g["ids"])] = torch.tensor(g["ids"])
-            types[r, :len(g["ids"])] = torch.tensor(g["types"])
-            mask[r, :len(g["ids"])] = 1
-        out = model(input_ids=ids, token_type_ids=types, attention_mask=mask,
+        out = model(**padded(group),
                     start_positions=torch.tensor([g["start"] for g in group]),
                     end_positions=torch.tensor([g["end"] for g in group]))
         out.loss.backward()

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, log, parse, split_articles
+from training import CACHE, DATA, ROOT, Checkpoint, log, padded, parse, split_articles
 
 OUT = ROOT / "qa" / "models" / "reranker"
 TEACHER_LAYERS = 12
@@ -282,14 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"--max-minutes reached at step {step}/{total}; stopping training there")
             break
         group = [pairs[i] for i in plan[step]]
-        width = max(len(g["ids"]) for g in group)
-        ids = torch.zeros((len(group), width), dtype=torch.long)
-        types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
-        for r, g in enumerate(group):
-            ids[r, :len(g["ids"])] = torch.tensor(g["ids"])
-            types[r, :len(g["ids"])] = torch.tensor(g["types"])
-            mask[r, :len(g["ids"])] = 1
-        logits = model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits[:, 0]
+        logits = model(**padded(group)).logits[:, 0]
         loss = loss_fn(logits, torch.tensor([g["score"] for g in group]))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -47,6 +47,20 @@ def parse(ap: argparse.ArgumentParser, argv: list[str] | None, max_minutes: floa
     return ap.parse_args(argv)
 
 
+def padded(group: list[dict]) -> dict:
+    """Model inputs for a batch of encoded examples (`ids`, `types`), padded to its longest."""
+    import torch
+
+    width = max(len(g["ids"]) for g in group)
+    ids = torch.zeros((len(group), width), dtype=torch.long)
+    types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
+    for r, g in enumerate(group):
+        ids[r, :len(g["ids"])] = torch.tensor(g["ids"])
+        types[r, :len(g["ids"])] = torch.tensor(g["types"])
+        mask[r, :len(g["ids"])] = 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
 def split_articles(articles: list[dict], validation: int, rng: random.Random) -> tuple[list[dict], list[dict]]:
     """(validation, training) articles, split before anything is built from them."""
     order = list(range(len(articles)))

@@ -37,8 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from qa import load
 from qa.eval.evaluate import load_all, open_index, paragraph_ranges, sample, sha256
 from qa.eval.scoring import best_f1, contains_answer, exact_match, overlaps
+from qa.read.reader import COVERAGE
 from qa.read.signals import CALIBRATION_FILE
-from qa.read.spans import BUNDLED
+from qa.read.spans import BUNDLED, trained_window
 from qa.search.rerank import SHIPPED, folder_for
 
 SIGNALS = ("margin", "relevance", "passage_relevance", "missing_names", "missing_numbers", "near_miss", "negation")
@@ -91,8 +92,8 @@ def read_all(file: str, limit: int | None, index: str | None, cache: Path) -> li
     """
     corpus = load_all([file])
     config = load(config_file=None)
-    models = [model_sha256(BUNDLED)[:16], model_sha256(folder_for(config["reranker"]))[:16]]
-    key = hashlib.sha256(json.dumps([sha256(file), limit, *models, config["answer_passages"],
+    models = [model_sha256(BUNDLED)[:16], trained_window(BUNDLED), model_sha256(folder_for(config["reranker"]))[:16]]
+    key = hashlib.sha256(json.dumps([sha256(file), limit, *models, COVERAGE, config["answer_passages"],
                                      config["rerank_passages"], config["chunk_chars"]]).encode()).hexdigest()[:16]
     path = cache / f"readings-{key}.json"
     if path.is_file():
@@ -174,11 +175,14 @@ def main() -> int:
         config = load(config_file=None)
         reranker = folder_for(config["reranker"])
         reader_sha, reranker_sha = model_sha256(BUNDLED), model_sha256(reranker)
+        fitted = {"weights": {s: round(float(w), 4) for s, w in zip(SIGNALS, weights, strict=True)},
+                  "bias": round(bias, 4), "threshold": round(cut, 4)}
+        numbers = hashlib.sha256(json.dumps(fitted, sort_keys=True).encode()).hexdigest()
         body = {
-            # a new reader or reranker moves the signals: either gives a new version
-            "version": f"{dt.date.today():%Y%m%d}-{reader_sha[:8]}-{reranker_sha[:8]}",
-            "weights": {s: round(float(w), 4) for s, w in zip(SIGNALS, weights, strict=True)},
-            "bias": round(bias, 4), "threshold": round(cut, 4),
+            # a new reader or reranker moves the signals, and so may a change in how spans are read
+            # or chosen with the same models: the version names both models and the fitted numbers
+            "version": f"{dt.date.today():%Y%m%d}-{reader_sha[:8]}-{reranker_sha[:8]}-{numbers[:6]}",
+            **fitted,
             "fitted": {
                 "command": "scripts/calibrate.py " + " ".join(sys.argv[1:]),
                 "data": [{"file": Path(args.file).name, "sha256": sha256(args.file), "questions": len(records)}],

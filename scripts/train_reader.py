@@ -253,11 +253,12 @@ def export(model, tokens_path: Path, out: Path, work: Path) -> dict:
     return {"onnx_int8_bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
 
 
-def onnx_check(out: Path, articles: list[dict], questions: int, seed: int) -> dict:
-    """Closed-setting F1 of the exported int8 model through the product's own `qa.read.spans.OnnxSpanModel`."""
+def onnx_check(out: Path, articles: list[dict], questions: int, seed: int, window: int) -> dict:
+    """Closed-setting F1 of the exported int8 model through the product's own `qa.read.spans.OnnxSpanModel`,
+    reading `window`-token windows."""
     from qa.read.spans import OnnxSpanModel
 
-    reader = OnnxSpanModel(out)
+    reader = OnnxSpanModel(out, max_tokens=window)
     pool = [(p, qa) for art in articles for p in art["paragraphs"] for qa in p["qas"]]
     random.Random(seed).shuffle(pool)
     f1s = []
@@ -348,11 +349,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     ckpt.save(step)
     train_minutes = ckpt.minutes()
-    figures = validate(model, Tokens(tokens_path, MAX_TOKENS), val, args.validation_questions,
+    # validated as it will answer: windows as long as the training ones (`qa.read.spans.trained_window`)
+    window = min(MAX_TOKENS, args.window_tokens)
+    figures = validate(model, Tokens(tokens_path, window), val, args.validation_questions,
                        random.Random(args.seed))
     log(f"validation (torch fp32, gold paragraph given): {figures}")
     shipped = export(model, tokens_path, args.out, args.cache / f"export-{ckpt.key}")
-    int8 = onnx_check(args.out, val, args.validation_questions, args.seed)
+    int8 = onnx_check(args.out, val, args.validation_questions, args.seed, window)
     log(f"validation (int8 ONNX via qa.read.spans.OnnxSpanModel): {int8}; "
         f"model.onnx {shipped['onnx_int8_bytes'] / 2**20:.1f} MB")
     card = {

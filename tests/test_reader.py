@@ -17,8 +17,10 @@ import pytest
 from qa.eval.scoring import normalize_answer
 from qa.ingest.sentences import sentence_spans
 from qa.pipeline import Pipeline
-from qa.read.signals import pasted, span_kind
-from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack
+from qa.read.reader import COVERAGE, Found
+from qa.read.signals import content_words, coverage, pasted, span_kind
+from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack, trained_window
+from qa.records import DocumentRef, PassageHit, Sentence
 from tests.conftest import DATA, ROOT
 
 READER_DATA = DATA / "reader"
@@ -46,6 +48,19 @@ def test_windows_fit_beside_the_question(reader: OnnxSpanModel):
         assert len(enc.ids) <= MAX_TOKENS
     covered = [k for w in windows for k in w.keys]
     assert sorted(set(covered)) == list(range(40))
+
+
+def test_the_reader_reads_windows_as_long_as_it_was_trained_on(reader: OnnxSpanModel, tmp_path: Path):
+    card = json.loads((BUNDLED / "model_card.json").read_text())
+    assert reader.tokens.max_tokens == trained_window(BUNDLED) == int(card["arguments"]["window_tokens"]) == 128
+    sentences = [f"Lock {i} on the canal was rebuilt in {1800 + i} by the company's engineers." for i in range(40)]
+    assert max(len(e.ids) for e in reader.tokens.encode("When was lock 17 rebuilt?", reader.tokens.windows(
+        "When was lock 17 rebuilt?", sentences, list(range(40))))) <= 128
+    assert trained_window(tmp_path) == MAX_TOKENS  # no card: the most the reader reads
+    (tmp_path / "model_card.json").write_text(json.dumps({"arguments": {"window_tokens": "512"}}))
+    assert trained_window(tmp_path) == MAX_TOKENS  # never past it
+    (tmp_path / "model_card.json").write_text("{not json")
+    assert trained_window(tmp_path) == MAX_TOKENS
 
 
 def test_a_long_question_still_leaves_room_to_read(reader: OnnxSpanModel):
@@ -81,6 +96,20 @@ def test_the_reader_finds_the_span_and_says_no_answer_elsewhere(reader: OnnxSpan
     assert sents[span.sentence][span.start:span.end] == span.text
     none = reader.read("What do otters eat in winter?", [Window(sents, (0, 1))])
     assert max(s.margin for s in none) < 0  # the no-answer option wins
+
+
+def test_a_span_in_the_sentence_that_restates_the_question_ranks_higher():
+    """rank = margin + passage relevance + verbatim codes + COVERAGE x question words held."""
+    asked = content_words("When did the canal company cut its tolls?")
+    restating, other = "The canal company cut its tolls in 1851.", "Traffic fell by half after 1840."
+    assert coverage(asked, restating) == 1.0 and coverage(asked, other) == 0.0
+    assert coverage(set(), restating) == 0.0
+    doc = DocumentRef("d", "Canal", "canal.md")
+    hit = PassageHit(1, doc, f"{other} {restating}", 0.5, 0, 70, relevance=2.0)
+    a = Found(doc, 1, Sentence(33, 73), restating, 35, 39, margin=4.0, passage=hit, coverage=1.0)
+    b = Found(doc, 0, Sentence(0, 32), other, 27, 31, margin=5.5, passage=hit, codes=1)
+    assert a.rank == pytest.approx(4.0 + 2.0 + COVERAGE) and b.rank == pytest.approx(5.5 + 2.0 + 1)
+    assert a.rank > b.rank
 
 
 def test_answer_offsets_slice_the_document_inside_evidence_zero(canal: Pipeline):

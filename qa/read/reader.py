@@ -21,6 +21,10 @@ from qa.search.rerank import CrossEncoder
 from qa.words import normalize_answer
 
 CLOSE = 1.0  # a passage this close to the top one is read too; answers this close to the best may conflict
+# Added to a span's rank times the share of the question's content words its sentence holds:
+# chosen by article-wise cross-validation on the public SQuAD 2.0 file among 0-6 (3 in 9 of 12
+# folds); the answer sentence is picked 0.816 of the time held out, against 0.810 without.
+COVERAGE = 3.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,10 @@ class Found:
     `text`, the sentence's text. `margin` is the reader's span score minus its no-answer
     score; `rank` orders spans across passages: the margin, plus the passage's relevance
     logit, plus one for each of the question's numbers and codes the sentence holds verbatim
-    (`qa.read.signals.verbatim_codes`)."""
+    (`qa.read.signals.verbatim_codes`), plus COVERAGE times the share of the question's
+    content words the sentence holds (`qa.read.signals.coverage`): the reader alone sometimes
+    prefers a span in a sentence that shares little with the question over one in the
+    sentence that restates it."""
 
     document: DocumentRef
     index: int
@@ -40,6 +47,7 @@ class Found:
     margin: float
     passage: PassageHit
     codes: int = 0
+    coverage: float = 0.0
 
     @property
     def span(self) -> str:
@@ -47,7 +55,7 @@ class Found:
 
     @property
     def rank(self) -> float:
-        return self.margin + (self.passage.relevance or 0.0) + self.codes
+        return self.margin + (self.passage.relevance or 0.0) + self.codes + COVERAGE * self.coverage
 
 
 @dataclass(frozen=True)
@@ -114,10 +122,11 @@ class Reader:
             keys = [k for k in sentences if k[0] == p]
             windows += model.tokens.windows(question, [sentences[k][2] for k in keys], keys)
         by_sentence: dict[tuple[str, int], Found] = {}
+        asked = sig.content_words(question)
         for span in model.read(question, windows):
             hit, sent, text = sentences[span.key]
             found = Found(hit.document, span.key[1], sent, text, span.start, span.end, span.margin, hit,
-                          sig.verbatim_codes(question, text))
+                          sig.verbatim_codes(question, text), sig.coverage(asked, text))
             key = (hit.document.id, found.index)
             if key not in by_sentence or found.rank > by_sentence[key].rank:
                 by_sentence[key] = found

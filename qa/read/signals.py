@@ -126,6 +126,11 @@ def verbatim_codes(question: str, sentence: str) -> int:
     return sum(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", sentence) is not None for w in codes)
 
 
+def coverage(asked: set[str], sentence: str) -> float:
+    """The share of the question's content words (`asked`, from `content_words`) the sentence holds."""
+    return len(asked & content_words(sentence)) / len(asked) if asked else 0.0
+
+
 def needs_previous(sentence: str) -> bool:
     """A sentence that opens with a pronoun ("It operates ...") is shown with the one before it."""
     return bool(_ANAPHOR.match(sentence))

@@ -15,6 +15,7 @@ folder instead (the `reader` setting).
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -188,15 +189,31 @@ class SpanModel:
         return sorted(spans, key=lambda s: -s.score)
 
 
+def trained_window(folder: Path) -> int:
+    """The window (question + sentences, in tokens) a model folder was trained on, from its
+    `model_card.json`, at most MAX_TOKENS; MAX_TOKENS when the card does not say.
+
+    A reader reads best what it was trained on: the shipped one, trained on 128-token windows,
+    scores closed-setting F1 0.721 on its validation articles when it reads 128-token windows
+    and 0.690 when it reads 192-token ones."""
+    try:
+        card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+        return min(MAX_TOKENS, int(card["arguments"]["window_tokens"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return MAX_TOKENS
+
+
 class OnnxSpanModel(SpanModel):
     """The int8 ONNX span reader on onnxruntime; safe to call from several threads.
 
     Args:
-        folder: holds `model.onnx` and `tokenizer.json` (default: the shipped model).
+        folder: holds `model.onnx` and `tokenizer.json` (default: the shipped model), and
+            `model_card.json`, which says how long its windows are (`trained_window`).
         threads: onnxruntime intra-op threads (0: one per core).
+        max_tokens: the window, when not the one the folder's model was trained on.
     """
 
-    def __init__(self, folder: Path | None = None, threads: int = 0) -> None:
+    def __init__(self, folder: Path | None = None, threads: int = 0, max_tokens: int | None = None) -> None:
         import onnxruntime as ort
 
         folder = Path(folder or BUNDLED)
@@ -204,7 +221,7 @@ class OnnxSpanModel(SpanModel):
         if not (model.is_file() and vocab.is_file()):
             raise ConfigError(f"the reader folder {folder} must hold model.onnx and tokenizer.json; "
                               "`make train-reader` builds one")
-        self.tokens = Tokens(vocab)
+        self.tokens = Tokens(vocab, max_tokens or trained_window(folder))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "seed": args.seed, "windows": len(encoded), "no_answer_windows": negatives, "steps": step,
         "planned_steps": total, "train_minutes": round(train_minutes, 1), "torch": torch.__version__,
-        "validation_fp32": figures, "validation_int8": int8, **shipped,
+        "validation_window_tokens": window, "validation_fp32": figures, "validation_int8": int8, **shipped,
     }
     (args.out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     write_card(args.out / "MODEL_CARD.md", card)
@@ -385,7 +385,8 @@ def write_card(path: Path, card: dict) -> None:
 - Reproduce: `{card["command"]}` (seed {card["seed"]}, torch {card["torch"]}).
 - Training: {card["windows"]} windows ({card["no_answer_windows"]} without an answer), {card["steps"]} of
   {card["planned_steps"]} planned steps, {card["train_minutes"]} minutes on this machine's CPU.
-- Validation ({card["arguments"]["validation_articles"]} held-out articles, gold paragraph given):
+- Validation ({card["arguments"]["validation_articles"]} held-out articles, gold paragraph given,
+  windows of {card["validation_window_tokens"]} tokens as in training and at answer time):
   fp32 EM {v["em"]}, F1 {v["f1"]} over {v["questions"]} questions; no-answer windows refused
   {v["no_answer_refused"]} of {v["no_answer_windows"]}. The shipped int8 model: F1 {q["f1"]}.
 - `model.onnx`: {card["onnx_int8_bytes"]} bytes, sha256 `{card["sha256"]}`.

@@ -293,5 +293,6 @@ def test_make_train_reader_trains_resumes_exports_and_loads(tmp_path: Path):
     card = json.loads((out / "model_card.json").read_text())
     assert card["steps"] == 20 and card["validation_fp32"]["questions"] == 20
     assert (out / "MODEL_CARD.md").read_text().count(card["sha256"]) == 1
+    assert card["validation_window_tokens"] == trained_window(out) == OnnxSpanModel(out).tokens.max_tokens == 128
     found = OnnxSpanModel(out).read("Who proposed the canal?", [Window(("Harriet Vane proposed the canal.",), (0,))])
     assert len(found) == 1 and found[0].text in "Harriet Vane proposed the canal."

@@ -37,11 +37,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from qa import load
 from qa.eval.evaluate import load_all, open_index, paragraph_ranges, sample, sha256
 from qa.eval.scoring import best_f1, contains_answer, exact_match, overlaps
-from qa.read.reader import COVERAGE
 from qa.read.signals import CALIBRATION_FILE
 from qa.read.spans import BUNDLED, trained_window
 from qa.search.rerank import SHIPPED, folder_for
 
+READ_CODE = Path(__file__).resolve().parent.parent / "qa" / "read"
 SIGNALS = ("margin", "relevance", "passage_relevance", "missing_names", "missing_numbers", "near_miss", "negation")
 
 
@@ -87,13 +87,15 @@ def model_sha256(folder: Path) -> str:
 def read_all(file: str, limit: int | None, index: str | None, cache: Path) -> list[dict]:
     """One record a question: its article, answerability, signals and what answering would score.
 
-    Readings are cached by file, sample, reader, reranker and calibration-free pipeline settings, since
-    reading 3,859 questions takes minutes and fitting takes a second.
+    Readings are cached by file, sample, reader, reranker, the reading code (`qa/read/`) and
+    calibration-free pipeline settings, since reading 3,859 questions takes minutes and fitting
+    takes a second.
     """
     corpus = load_all([file])
     config = load(config_file=None)
     models = [model_sha256(BUNDLED)[:16], trained_window(BUNDLED), model_sha256(folder_for(config["reranker"]))[:16]]
-    key = hashlib.sha256(json.dumps([sha256(file), limit, *models, COVERAGE, config["answer_passages"],
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(READ_CODE.glob("*.py")))).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([sha256(file), limit, *models, code, config["answer_passages"],
                                      config["rerank_passages"], config["chunk_chars"]]).encode()).hexdigest()[:16]
     path = cache / f"readings-{key}.json"
     if path.is_file():

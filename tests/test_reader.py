@@ -17,7 +17,7 @@ import pytest
 from qa.eval.scoring import normalize_answer
 from qa.ingest.sentences import sentence_spans
 from qa.pipeline import Pipeline
-from qa.read.reader import COVERAGE, Found
+from qa.read.reader import CHOOSE, COVERAGE, Found
 from qa.read.signals import content_words, coverage, pasted, span_kind
 from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack, trained_window
 from qa.records import DocumentRef, PassageHit, Sentence
@@ -110,6 +110,24 @@ def test_a_span_in_the_sentence_that_restates_the_question_ranks_higher():
     b = Found(doc, 0, Sentence(0, 32), other, 27, 31, margin=5.5, passage=hit, codes=1)
     assert a.rank == pytest.approx(4.0 + 2.0 + COVERAGE) and b.rank == pytest.approx(5.5 + 2.0 + 1)
     assert a.rank > b.rank
+
+
+def test_the_cross_encoder_reads_the_best_spans_sentences_and_joins_their_rank(canal: Pipeline):
+    reading = canal.read("Who proposed the canal?")
+    read = [f for f in reading.found if f.relevance is not None]
+    assert len(read) == min(CHOOSE, len(reading.found)) == 2 and reading.found[:CHOOSE] == tuple(read)
+    assert read[0].rank >= read[1].rank
+    assert reading.signals["relevance"] == read[0].relevance  # read once, for the choice and the decision
+    assert all(f.relevance is None for f in reading.found[CHOOSE:])
+
+
+def test_a_span_that_is_the_opening_pronoun_points_at_the_sentence_before(canal: Pipeline):
+    """The reader may rank "This forced the company" (the sentence restating the question)
+    first; the span names nothing itself, so the sentence before is the answer's."""
+    reading = canal.read("Why did the company cut its tolls in 1851?")
+    assert reading.best.text.startswith("Traffic on the canal fell")
+    restating = next(f for f in reading.found if f.text.startswith("This forced the company"))
+    assert restating.start == 0 and restating.rank > reading.best.rank
 
 
 def test_answer_offsets_slice_the_document_inside_evidence_zero(canal: Pipeline):

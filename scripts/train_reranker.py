@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, log, padded, parse, split_articles
+from training import CACHE, DATA, ROOT, Checkpoint, begin_run, log, padded, parse, split_articles
 
 OUT = ROOT / "qa" / "models" / "reranker"
 TEACHER_LAYERS = 12
@@ -224,19 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", default="0,2,4,6,8,10", help="teacher layers the student keeps")
     args = parse(ap, argv, 60.0, 7e-5)
     began = time.monotonic()
-    if not args.data.is_file():
-        print(f"error: training data not found at {args.data} (SQuAD 1.0 train, read in place)", file=sys.stderr)
+    loaded = begin_run(args)
+    if loaded is None:
         return 2
+    articles, data_sha = loaded
     import torch
 
     from qa.search.rerank import CrossEncoder, bundled_folder
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    raw = args.data.read_bytes()
-    data_sha = hashlib.sha256(raw).hexdigest()
     rng = random.Random(args.seed)
-    val, train = split_articles(json.loads(raw)["data"], args.validation_articles, rng)
+    val, train = split_articles(articles, args.validation_articles, rng)
     train = train[:args.articles]
     layers = [int(n) for n in args.layers.split(",")]
     # the pairs and the teacher's scores depend on these alone: a run with other training settings reuses them

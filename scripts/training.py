@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def padded(group: list[dict]) -> dict:
         types[r, :len(g["ids"])] = torch.tensor(g["types"])
         mask[r, :len(g["ids"])] = 1
     return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
+def begin_run(args: argparse.Namespace) -> tuple[list[dict], str] | None:
+    """Begin a run: torch's threads and seed set, and the training file's articles with its
+    sha256 (which keys the checkpoint and goes in the model card). None, with the error printed,
+    when the file is missing: it is read in place, never copied into the repository."""
+    if not args.data.is_file():
+        print(f"error: training data not found at {args.data} (SQuAD 1.0 train, read in place)", file=sys.stderr)
+        return None
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    raw = args.data.read_bytes()
+    return json.loads(raw)["data"], hashlib.sha256(raw).hexdigest()
 
 
 def split_articles(articles: list[dict], validation: int, rng: random.Random) -> tuple[list[dict], list[dict]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import random
 import re
 import shutil
@@ -35,7 +34,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, begin_run, log, padded, parse, split_articles
+from training import (
+    CACHE,
+    DATA,
+    ROOT,
+    Checkpoint,
+    begin_run,
+    epochs,
+    linear_schedule,
+    log,
+    padded,
+    parse,
+    run_steps,
+    split_articles,
+)
 
 from qa.eval.scoring import best_f1, exact_match
 from qa.ingest.sentences import sentence_spans
@@ -304,46 +316,20 @@ def main(argv: list[str] | None = None) -> int:
     encoded = [e for e in (encode(x, tokens) for x in examples) if e is not None]
     negatives = sum(e["start"] == 0 for e in encoded)
     log(f"{len(encoded)} windows ({len(encoded) - negatives} with an answer, {negatives} without)")
-    plan = batches(encoded, args.batch, rng)
-    total = int(len(plan) * args.epochs)
-    if args.max_steps is not None:
-        total = min(total, args.max_steps)
-    plan = (plan * math.ceil(args.epochs))[:total]
+    plan = epochs(batches(encoded, args.batch, rng), args)
 
     model = BertForQuestionAnswering.from_pretrained(str(base))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     # the bound counts from the start of the script: building the windows is part of the run
-    ckpt = Checkpoint.of(args, data_sha, "reader", model, opt, sched, began)
-    step = ckpt.resume(total)
-    model.train()
-    log(f"training {total} steps of {args.batch} windows")
-    losses: list[float] = []
-    while step < total:
-        if ckpt.out_of_time(args.max_minutes):
-            log(f"--max-minutes reached at step {step}/{total}; stopping training there")
-            break
-        group = [encoded[i] for i in plan[step]]
-        out = model(**padded(group),
-                    start_positions=torch.tensor([g["start"] for g in group]),
-                    end_positions=torch.tensor([g["end"] for g in group]))
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        step += 1
-        losses.append(out.loss.item())
-        if step % 100 == 0 or step == total:
-            log(f"step {step}/{total} loss {np.mean(losses[-100:]):.3f}")
-        ckpt.maybe_save(step)
-        if args.stop_after is not None and step >= args.stop_after:
-            ckpt.save(step)
-            log(f"stopped at step {step}/{total} (--stop-after); run again without it to resume")
-            return 0
-    ckpt.save(step)
+    ckpt = Checkpoint.of(args, data_sha, "reader", model, opt, linear_schedule(opt, len(plan)), began)
+
+    def loss_of(group: list[dict]):
+        return model(**padded(group), start_positions=torch.tensor([g["start"] for g in group]),
+                     end_positions=torch.tensor([g["end"] for g in group])).loss
+
+    step = run_steps(ckpt, args, encoded, plan, loss_of, "windows")
+    if step is None:
+        return 0
     train_minutes = ckpt.minutes()
     # validated as it will answer: windows as long as the training ones (`qa.read.spans.trained_window`)
     window = min(MAX_TOKENS, args.window_tokens)
@@ -361,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python scripts/train_reader.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "seed": args.seed, "windows": len(encoded), "no_answer_windows": negatives, "steps": step,
-        "planned_steps": total, "train_minutes": round(train_minutes, 1), "torch": torch.__version__,
+        "planned_steps": len(plan), "train_minutes": round(train_minutes, 1), "torch": torch.__version__,
         "validation_window_tokens": window, "validation_fp32": figures, "validation_int8": int8, **shipped,
     }
     (args.out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import random
 import shutil
 import sys
@@ -33,7 +32,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from training import CACHE, DATA, ROOT, Checkpoint, begin_run, log, padded, parse, split_articles
+from training import (
+    CACHE,
+    DATA,
+    ROOT,
+    Checkpoint,
+    begin_run,
+    epochs,
+    linear_schedule,
+    log,
+    padded,
+    parse,
+    run_steps,
+    split_articles,
+)
 
 OUT = ROOT / "qa" / "models" / "reranker"
 TEACHER_LAYERS = 12
@@ -256,46 +268,21 @@ def main(argv: list[str] | None = None) -> int:
     order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i]["ids"]), rng.random()))
     plan = [order[i:i + args.batch] for i in range(0, len(order), args.batch)]
     rng.shuffle(plan)
-    total = int(len(plan) * args.epochs)
-    if args.max_steps is not None:
-        total = min(total, args.max_steps)
-    plan = (plan * math.ceil(args.epochs))[:total]
+    plan = epochs(plan, args)
 
     model = student(layers)
     start = ranking_figures(val_lists, torch_scores(model, tokenizer, val_lists))
     log(f"validation before training (layers {layers} of the teacher): {start}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    ckpt = Checkpoint.of(args, data_sha, "reranker", model, opt, sched)
-    step = ckpt.resume(total)
-    loss_fn = torch.nn.MSELoss()
-    model.train()
-    log(f"training {total} steps of {args.batch} pairs")
-    losses: list[float] = []
-    while step < total:
-        if ckpt.out_of_time(args.max_minutes):
-            log(f"--max-minutes reached at step {step}/{total}; stopping training there")
-            break
-        group = [pairs[i] for i in plan[step]]
-        logits = model(**padded(group)).logits[:, 0]
-        loss = loss_fn(logits, torch.tensor([g["score"] for g in group]))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        step += 1
-        losses.append(loss.item())
-        if step % 100 == 0 or step == total:
-            log(f"step {step}/{total} loss {np.mean(losses[-100:]):.3f}")
-        ckpt.maybe_save(step)
-        if args.stop_after is not None and step >= args.stop_after:
-            ckpt.save(step)
-            log(f"stopped at step {step}/{total} (--stop-after); run again without it to resume")
-            return 0
-    ckpt.save(step)
+    ckpt = Checkpoint.of(args, data_sha, "reranker", model, opt, linear_schedule(opt, len(plan)))
+    mse = torch.nn.MSELoss()
+
+    def loss_of(group: list[dict]):
+        return mse(model(**padded(group)).logits[:, 0], torch.tensor([g["score"] for g in group]))
+
+    step = run_steps(ckpt, args, pairs, plan, loss_of, "pairs")
+    if step is None:
+        return 0
     figures = ranking_figures(val_lists, torch_scores(model, tokenizer, val_lists))
     log(f"validation (torch fp32): {figures}")
     shipped = export(model, args.out, args.cache / f"export-reranker-{ckpt.key}")
@@ -311,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                          "Rajpurkar et al. 2016 and Wikipedia contributors",
         "command": " ".join(["python scripts/train_reranker.py", *(argv if argv is not None else sys.argv[1:])]),
         "arguments": {k: str(v) for k, v in vars(args).items()},
-        "seed": args.seed, "questions": len(train_lists), "pairs": len(pairs), "steps": step, "planned_steps": total,
+        "seed": args.seed, "questions": len(train_lists), "pairs": len(pairs), "steps": step,
+        "planned_steps": len(plan),
         "train_minutes": round(ckpt.minutes(), 1), "wall_minutes": round((time.monotonic() - began) / 60, 1),
         "torch": torch.__version__, "validation_before": start, "validation_fp32": figures,
         "validation_int8": figures_int8, **shipped,

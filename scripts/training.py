@@ -12,11 +12,14 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -60,6 +63,64 @@ def padded(group: list[dict]) -> dict:
         types[r, :len(g["ids"])] = torch.tensor(g["types"])
         mask[r, :len(g["ids"])] = 1
     return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
+def epochs(plan: list[list[int]], args: argparse.Namespace) -> list[list[int]]:
+    """The batches of the whole run: `plan` (one epoch) repeated for `--epochs`, cut at `--max-steps`."""
+    total = int(len(plan) * args.epochs)
+    if args.max_steps is not None:
+        total = min(total, args.max_steps)
+    return (plan * math.ceil(args.epochs))[:total]
+
+
+def linear_schedule(opt, total: int):
+    """The learning rate warms up over the first 5% of the steps, then falls linearly to 0."""
+    import torch
+
+    warm = max(1, total // 20)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+
+
+def run_steps(ckpt: Checkpoint, args: argparse.Namespace, examples: list[dict], plan: list[list[int]],
+          loss_of: Callable[[list[dict]], Any], what: str) -> int | None:
+    """Train the checkpoint's model on `plan` (batches of indexes into `examples`) from where the
+    checkpoint left off: `loss_of(batch)` is the loss, gradients are clipped to norm 1, a line is
+    logged every 100 steps and the checkpoint saved every few minutes.
+
+    Returns:
+        The step reached (saved), at the end of the plan or at `--max-minutes`; None when
+        `--stop-after` stopped the run as if cut short, its checkpoint kept for resuming.
+    """
+    import numpy as np
+    import torch
+
+    total = len(plan)
+    step = ckpt.resume(total)
+    ckpt.model.train()
+    log(f"training {total} steps of {args.batch} {what}")
+    losses: list[float] = []
+    while step < total:
+        if ckpt.out_of_time(args.max_minutes):
+            log(f"--max-minutes reached at step {step}/{total}; stopping training there")
+            break
+        loss = loss_of([examples[i] for i in plan[step]])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ckpt.model.parameters(), 1.0)
+        ckpt.opt.step()
+        ckpt.sched.step()
+        ckpt.opt.zero_grad()
+        step += 1
+        losses.append(loss.item())
+        if step % 100 == 0 or step == total:
+            log(f"step {step}/{total} loss {np.mean(losses[-100:]):.3f}")
+        ckpt.maybe_save(step)
+        if args.stop_after is not None and step >= args.stop_after:
+            ckpt.save(step)
+            log(f"stopped at step {step}/{total} (--stop-after); run again without it to resume")
+            return None
+    ckpt.save(step)
+    return step
 
 
 def begin_run(args: argparse.Namespace) -> tuple[list[dict], str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,6 +65,14 @@ def canal(tmp_path_factory, embedder) -> Pipeline:
     pipe = make_pipeline(tmp_path_factory.mktemp("reader-index"), embedder)
     assert pipe.library.index([str(src)]).published
     return pipe
+
+
+def make_target(target: str, args: str) -> str:
+    """Run `make TARGET ARGS=...` from the repository as a user would; its output, after
+    asserting it succeeded (the training scripts' tests run them this way, stopped and resumed)."""
+    run = subprocess.run(["make", target, f"ARGS={args}"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return run.stdout
 
 
 def make_pipeline(index_dir: Path | str, embedder: Embedder, **config) -> Pipeline:

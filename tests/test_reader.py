@@ -21,7 +21,7 @@ from qa.read.reader import CHOOSE, COVERAGE, Found
 from qa.read.signals import content_words, coverage, pasted, span_kind
 from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack, trained_window
 from qa.records import DocumentRef, PassageHit, Sentence
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, make_target
 
 READER_DATA = DATA / "reader"
 TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
@@ -297,16 +297,10 @@ def test_make_train_reader_trains_resumes_exports_and_loads(tmp_path: Path):
     out, cache = tmp_path / "reader", tmp_path / "cache"
     args = f"--max-steps 20 --questions 300 --validation-questions 20 --out {out} --cache {cache}"
 
-    def make(extra: str = "") -> str:
-        run = subprocess.run(["make", "train-reader", f"ARGS={args} {extra}"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=1200)
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-        return run.stdout
-
-    first = make("--stop-after 10")
+    first = make_target("train-reader", args + " --stop-after 10")
     assert "stopped at step 10/20" in first and not out.exists()
     assert len(list(cache.glob("reader-*.pt"))) == 1
-    second = make()
+    second = make_target("train-reader", args)
     assert "resumed from" in second and "at step 10/20" in second
     card = json.loads((out / "model_card.json").read_text())
     assert card["steps"] == 20 and card["validation_fp32"]["questions"] == 20

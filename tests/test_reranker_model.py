@@ -4,7 +4,6 @@ the 12-layer teacher, and `make train-reranker` end to end (train, resume, expor
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from qa.errors import ConfigError
 from qa.pipeline import Pipeline
 from qa.search.rerank import SHIPPED, TEACHER, CrossEncoder, bundled_folder, folder_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_target
 
 TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
 QUESTION = "Who first lit the Point Morrow lighthouse?"
@@ -73,16 +72,10 @@ def test_make_train_reranker_trains_resumes_exports_and_loads(tmp_path: Path):
     args = (f"--articles 2 --questions 30 --validation-articles 1 --validation-questions 20 --max-steps 6 "
             f"--out {out} --cache {cache}")
 
-    def make(extra: str = "") -> str:
-        run = subprocess.run(["make", "train-reranker", f"ARGS={args} {extra}"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=1200)
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-        return run.stdout
-
-    first = make("--stop-after 3")
+    first = make_target("train-reranker", args + " --stop-after 3")
     assert "stopped at step 3/6" in first and "the teacher scores 30 questions" in first and not out.exists()
     assert len(list(cache.glob("reranker-*.pt"))) == 1
-    second = make()
+    second = make_target("train-reranker", args)
     assert "resumed from" in second and "at step 3/6" in second
     assert "the teacher scores" not in second  # the pairs and the teacher's scores were kept
     card = json.loads((out / "model_card.json").read_text())

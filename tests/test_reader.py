@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -292,65 +291,17 @@ def test_the_shipped_reader_imports_no_torch(tmp_path: Path):
     assert out.stdout.strip() == "False"
 
 
-def _training_script():
+def test_make_train_reader_defaults_are_the_shipped_models_run():
+    """`make train-reader` with no arguments trains what the model card says was shipped."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        import train_reader
+        from train_reader import arguments
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    return train_reader
-
-
-CANAL_ARTICLE = {"title": "Canal", "paragraphs": [
-    {"context": "The canal opened in 1822. Harriet Vane proposed it to the Board. It was the first canal "
-                "in the county. Its largest lock lifts boats nine metres. Tolls were cut in 1851.",
-     "qas": [{"question": "Who proposed the canal to the Board?",
-              "answers": [{"text": "Harriet Vane", "answer_start": 26}]},
-             {"question": "When was the first canal in the county opened?",
-              "answers": [{"text": "1822", "answer_start": 20}]}]},
-    {"context": "Later the railway arrived. Peter Wimsey built the station in 1860.",
-     "qas": [{"question": "Who built the station?", "answers": [{"text": "Peter Wimsey", "answer_start": 27}]}]},
-]}
-
-
-def test_training_makes_no_answer_windows_of_each_kind_in_its_mix():
-    tr = _training_script()
-    tokens = Tokens(BUNDLED / "tokenizer.json", max_tokens=128)
-    answer_of = {qa["question"]: qa["answers"][0]["text"] for p in CANAL_ARTICLE["paragraphs"] for qa in p["qas"]}
-    for mix, kind in (((1, 0, 0), "near"), ((0, 1, 0), "other"), ((0, 0, 1), "adversarial")):
-        windows = tr.build([CANAL_ARTICLE], tokens, 124, 0.5, mix, None, random.Random(3))
-        answered = [w for w in windows if w["ans"] is not None]
-        negatives = [w for w in windows if w["ans"] is None]
-        assert len(answered) == 3 and negatives, kind
-        for w in answered:  # the answer's offsets point at its words
-            k, a, b = w["ans"]
-            assert w["sents"][k][a:b] == answer_of[w["q"]]
-        made = set()
-        for w in negatives:
-            if w["q"] in answer_of:  # the question asked against sentences without its answer
-                assert answer_of[w["q"]] not in " ".join(w["sents"])
-                own = "Peter Wimsey" in answer_of[w["q"]]
-                made.add("near" if (w["sents"][0] in CANAL_ARTICLE["paragraphs"][1]["context"]) == own else "other")
-            else:  # a changed question against the window that answered the original
-                assert w["sents"] in [x["sents"] for x in answered]
-                made.add("adversarial")
-        # the kind drawn, or when it cannot be made for a question, the next one
-        assert kind in made, (kind, made)
-
-
-def test_adversarial_questions_swap_a_number_a_name_an_opposite_or_negate():
-    tr = _training_script()
-    article = ("The canal opened in 1822 and closed in 1931. Harriet Vane and Peter Wimsey ran it for the town. "
-               "The boats were slow.")
-    made = {tr.adversarial("Who ran the first canal opened in 1822 with Harriet Vane?", article,
-                           random.Random(seed)) for seed in range(60)}
-    assert "Who ran the first canal opened in 1931 with Harriet Vane?" in made
-    assert "Who ran the first canal opened in 1822 with Peter Wimsey?" in made
-    assert "Who ran the last canal opened in 1822 with Harriet Vane?" in made
-    # an ordinary word capitalised at a sentence's start ("The") is not a name to swap in
-    assert not any("with The" in q for q in made - {None})
-    assert tr.adversarial("When was the canal opened?", article, random.Random(1)) \
-        == "When was not the canal opened?"
+    card = json.loads((BUNDLED / "model_card.json").read_text())
+    where = ("data", "out", "cache", "max_minutes", "checkpoint_minutes", "stop_after")  # not what is trained
+    defaults = {k: str(v) for k, v in vars(arguments([])).items() if k not in where}
+    assert defaults == {k: v for k, v in card["arguments"].items() if k not in where}
 
 
 @pytest.mark.slow

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -73,6 +76,16 @@ def make_target(target: str, args: str) -> str:
     run = subprocess.run(["make", target, f"ARGS={args}"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return run.stdout
+
+
+def script(name: str) -> ModuleType:
+    """A module of `scripts/`, imported as `python scripts/NAME.py` runs it (the scripts import
+    each other by bare name, so `scripts/` goes on the path while it loads)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
 
 
 def make_pipeline(index_dir: Path | str, embedder: Embedder, **config) -> Pipeline:

@@ -21,7 +21,7 @@ from qa.read.reader import CHOOSE, COVERAGE, Found
 from qa.read.signals import content_words, coverage, pasted, span_kind
 from qa.read.spans import BUNDLED, MAX_TOKENS, OnnxSpanModel, Tokens, Window, best_span, pack, trained_window
 from qa.records import DocumentRef, PassageHit, Sentence
-from tests.conftest import DATA, ROOT, make_target
+from tests.conftest import DATA, ROOT, make_target, script
 
 READER_DATA = DATA / "reader"
 TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
@@ -293,14 +293,9 @@ def test_the_shipped_reader_imports_no_torch(tmp_path: Path):
 
 def test_make_train_reader_defaults_are_the_shipped_models_run():
     """`make train-reader` with no arguments trains what the model card says was shipped."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from train_reader import arguments
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
     card = json.loads((BUNDLED / "model_card.json").read_text())
-    where = ("data", "out", "cache", "max_minutes", "checkpoint_minutes", "stop_after")  # not what is trained
-    defaults = {k: str(v) for k, v in vars(arguments([])).items() if k not in where}
+    where = ("data", *script("training").NOT_THE_RUN)  # where things are, not what is trained
+    defaults = {k: str(v) for k, v in vars(script("train_reader").arguments([])).items() if k not in where}
     assert defaults == {k: v for k, v in card["arguments"].items() if k not in where}
 
 

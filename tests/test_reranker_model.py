@@ -4,7 +4,6 @@ the 12-layer teacher, and `make train-reranker` end to end (train, resume, expor
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from qa.errors import ConfigError
 from qa.pipeline import Pipeline
 from qa.search.rerank import SHIPPED, TEACHER, CrossEncoder, bundled_folder, folder_for
-from tests.conftest import ROOT, make_target
+from tests.conftest import ROOT, make_target, script
 
 TRAIN = ROOT.parent / "shared" / "train" / "squad_v1.0_train.json"
 QUESTION = "Who first lit the Point Morrow lighthouse?"
@@ -50,11 +49,7 @@ def test_the_shipped_student_ranks_as_its_teacher_on_the_teachers_scale():
 def test_the_teachers_int8_graph_maps_onto_bert_weight_for_weight():
     """All twelve layers mapped back give the teacher's own logits (up to int8 activations)."""
     torch = pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from train_reranker import student
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    student = script("train_reranker").student
     from qa.models.batches import feed
 
     teacher = CrossEncoder(bundled_folder())

@@ -11,7 +11,12 @@ the no-answer option (the [CLS] token) is learnt from windows made here:
 - other paragraphs of the same article without the answer string;
 - adversarial questions: a number, year or name in the question swapped for another of the
   same kind from the article, or the verb negated, read against the window that answered the
-  original (SQuAD 2.0's unanswerable questions are written this way).
+  original (SQuAD 2.0's unanswerable questions are written this way); with `--opposites`, also
+  a word swapped for its opposite ("first" for "last").
+`--negative-share` sets how many windows have no answer, `--negative-mix` the three kinds'
+shares, `--context-share` how many questions whose names sit only in the sentence before the
+answer's are also read without that sentence (so a missing name alone is no reason to refuse).
+`--init` starts a second stage from an earlier run's checkpoint.
 Articles are split into training and validation before anything is built; validation reports
 closed-setting EM/F1 (gold paragraph given) and how often no-answer windows are refused.
 
@@ -31,6 +36,7 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,20 +70,42 @@ _NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")
 _AUX = re.compile(r"\b(is|was|are|were|did|does|do|can|could|will|would|has|have|had)\b")
 
 
-def adversarial(question: str, article_text: str, rng: random.Random) -> str | None:
+_OPPOSITES = dict(pair for a, b in (
+    ("first", "last"), ("largest", "smallest"), ("highest", "lowest"), ("most", "least"),
+    ("before", "after"), ("earliest", "latest"), ("longest", "shortest"), ("oldest", "newest"),
+    ("increase", "decrease"), ("increased", "decreased"), ("north", "south"), ("east", "west"),
+    ("more", "less"), ("better", "worse"), ("best", "worst"), ("won", "lost"), ("start", "end"),
+    ("began", "ended"), ("allowed", "banned"), ("major", "minor"), ("inside", "outside"),
+) for pair in ((a, b), (b, a)))
+_OPPOSITE = re.compile(r"\b(" + "|".join(_OPPOSITES) + r")\b")
+_WH = ("What", "Which", "Who", "When", "Where", "How")
+
+
+def adversarial(question: str, article_text: str, rng: random.Random, opposites: bool = False) -> str | None:
     """The question made unanswerable the way SQuAD 2.0's writers did: one number or name
-    swapped for another of the same kind from the article, or the verb negated."""
+    swapped for another of the same kind from the article, or the verb negated. With
+    `opposites`, also a word swapped for its opposite ("first" for "last"), and names swapped in
+    only from the article's names (not "The" at a sentence's start); without, the shipped
+    run's questions."""
     kind = rng.random()
-    if kind < 0.4:
+    num_below, name_below = (0.3, 0.6) if opposites else (0.4, 0.8)
+    if kind < num_below:
         nums = _NUM.findall(question)
         pool = sorted({n for n in _NUM.findall(article_text) if len(n) == len(nums[0])} - set(nums)) if nums else []
         if pool:
             return question.replace(nums[0], rng.choice(pool), 1)
-    if kind < 0.8:
-        names = [n for n in _NAME.findall(question)[1:] if n not in ("What", "Which", "Who", "When", "Where", "How")]
-        pool = sorted(set(_NAME.findall(article_text)) - set(names) - set(question.split())) if names else []
+    if kind < name_below:
+        names = [n for n in _NAME.findall(question)[1:] if n not in _WH]
+        found = set(_NAME.findall(article_text)) if names else set()
+        if opposites and names:
+            words = set(re.findall(r"\b[a-z]+\b", article_text))
+            found = {n for n in found if n.lower() not in words}
+        pool = sorted(found - set(names) - set(question.split()))
         if pool:
             return question.replace(rng.choice(names), rng.choice(pool), 1)
+    m = _OPPOSITE.search(question) if opposites else None
+    if kind < 0.8 and m:
+        return question[:m.start()] + _OPPOSITES[m.group(1)] + question[m.end():]
     m = _AUX.search(question)
     if m and " not " not in question:
         return question[:m.end()] + " not" + question[m.end():]
@@ -103,9 +131,24 @@ def window_around(spans: list[tuple[int, int]], tokens: list[int], keep: int, bu
             used += tokens[b]
 
 
-def build(articles: list[dict], tokens: Tokens, budget: int, neg_share: float, limit: int | None,
+@dataclass(frozen=True)
+class Recipe:
+    """What windows are made besides one answered window a question; the defaults are the
+    shipped run's."""
+
+    negative_share: float = 0.3  # windows without an answer
+    mix: tuple[float, ...] = (0.4, 0.35, 0.25)  # of those: near misses, other paragraphs, adversarial
+    opposites: bool = False  # `adversarial(opposites=True)`
+    # answered windows that begin at the answer's sentence when the question's names are only in
+    # the sentence before ("its logbooks" after "the Point Morrow lighthouse"): a name missing
+    # from the window is then not by itself a reason to refuse
+    context_share: float = 0.0
+
+
+def build(articles: list[dict], tokens: Tokens, budget: int, recipe: Recipe, limit: int | None,
           rng: random.Random) -> list[dict]:
     """Training windows: {question, window (sentences), answer (sentence, start, end) or None}."""
+    neg_share = recipe.negative_share
     out: list[dict] = []
     qas_seen = 0
     for art in articles:
@@ -133,37 +176,62 @@ def build(articles: list[dict], tokens: Tokens, budget: int, neg_share: float, l
                 lo, hi = window_around(spans, counts, k, qbudget, rng)
                 sents = [ctx[s:e] for s, e in spans[lo:hi]]
                 out.append({"q": q, "sents": sents, "ans": (k - lo, a0 - spans[k][0], a1 - spans[k][0])})
+                if recipe.context_share and named_before(q, ctx, spans, k) and rng.random() < recipe.context_share:
+                    _, hi2 = window_around(spans[k:], counts[k:], 0, qbudget, rng)
+                    out.append({"q": q, "sents": [ctx[s:e] for s, e in spans[k:k + hi2]],
+                                "ans": (0, a0 - spans[k][0], a1 - spans[k][0])})
                 if rng.random() >= neg_share / (1 - neg_share) * 1.0:
                     continue
-                # one no-answer window for this question
-                r = rng.random()
-                text = ans["text"].lower()
-                if r < 0.4:  # near miss: the same paragraph without the answer sentence
-                    others = [j for j in range(len(spans))
-                              if j != k and text not in ctx[spans[j][0]:spans[j][1]].lower()]
-                    if others:
-                        j = rng.choice(others)
-                        lo2, hi2 = window_around(spans, counts, j, qbudget, rng)
-                        if lo2 <= k < hi2:
-                            lo2, hi2 = (lo2, k) if j < k else (k + 1, hi2)
-                        sents2 = [ctx[s:e] for s, e in spans[lo2:hi2]]
-                        if sents2 and text not in " ".join(sents2).lower():
-                            out.append({"q": q, "sents": sents2, "ans": None})
-                            continue
-                if r < 0.75 and len(paras) > 1:  # another paragraph of the article
-                    pj = rng.choice([j for j in range(len(paras)) if j != pi])
-                    spans2, counts2 = split[pj]
-                    if spans2:
-                        j = rng.randrange(len(spans2))
-                        lo2, hi2 = window_around(spans2, counts2, j, qbudget, rng)
-                        sents2 = [paras[pj]["context"][s:e] for s, e in spans2[lo2:hi2]]
-                        if text not in " ".join(sents2).lower():
-                            out.append({"q": q, "sents": sents2, "ans": None})
-                            continue
-                q2 = adversarial(q, article_text, rng)
-                if q2 and q2 != q:
-                    out.append({"q": q2, "sents": sents, "ans": None})
+                # one no-answer window for this question, of a kind drawn from `mix`; when that
+                # kind cannot be made here, the kinds after it are tried
+                kinds = ("near", "other", "adversarial")
+                first = rng.choices(range(3), weights=recipe.mix)[0]
+                for kind in kinds[first:]:
+                    negative = no_answer(kind, q, ans["text"].lower(), paras, pi, split, k, qbudget,
+                                         article_text, sents, rng, recipe.opposites)
+                    if negative is not None:
+                        out.append(negative)
+                        break
     return out
+
+
+def named_before(question: str, ctx: str, spans: list[tuple[int, int]], k: int) -> bool:
+    """Whether the question's names are in the sentence before sentence `k` and none in `k` itself."""
+    names = [n for n in _NAME.findall(question)[1:] if n not in _WH]
+    before, own = ctx[slice(*spans[k - 1])] if k else "", ctx[slice(*spans[k])]
+    return any(n in before for n in names) and not any(n in own for n in names)
+
+
+def no_answer(kind: str, q: str, text: str, paras: list[dict], pi: int, split: list, k: int, qbudget: int,
+              article_text: str, sents: list[str], rng: random.Random, opposites: bool) -> dict | None:
+    """One window without the answer `text` for question `q` (of paragraph `pi`, answer sentence `k`):
+    `near` another run of sentences of the same paragraph, `other` one of another paragraph of the
+    article, `adversarial` the question changed (`adversarial`) against its own window `sents`.
+    None when this kind cannot be made here."""
+    ctx = paras[pi]["context"]
+    spans, counts = split[pi]
+    if kind == "near":
+        others = [j for j in range(len(spans)) if j != k and text not in ctx[spans[j][0]:spans[j][1]].lower()]
+        if not others:
+            return None
+        j = rng.choice(others)
+        lo, hi = window_around(spans, counts, j, qbudget, rng)
+        if lo <= k < hi:
+            lo, hi = (lo, k) if j < k else (k + 1, hi)
+        near = [ctx[s:e] for s, e in spans[lo:hi]]
+        return {"q": q, "sents": near, "ans": None} if near and text not in " ".join(near).lower() else None
+    if kind == "other":
+        if len(paras) < 2:
+            return None
+        pj = rng.choice([j for j in range(len(paras)) if j != pi])
+        spans2, counts2 = split[pj]
+        if not spans2:
+            return None
+        lo, hi = window_around(spans2, counts2, rng.randrange(len(spans2)), qbudget, rng)
+        other = [paras[pj]["context"][s:e] for s, e in spans2[lo:hi]]
+        return {"q": q, "sents": other, "ans": None} if text not in " ".join(other).lower() else None
+    q2 = adversarial(q, article_text, rng, opposites)
+    return {"q": q2, "sents": sents, "ans": None} if q2 and q2 != q else None
 
 
 def encode(example: dict, tokens: Tokens) -> dict | None:
@@ -295,8 +363,21 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--validation-articles", type=int, default=24)
     ap.add_argument("--validation-questions", type=int, default=1000)
     ap.add_argument("--window-tokens", type=int, default=128, help="question + window while training")
-    ap.add_argument("--negative-share", type=float, default=0.3)
+    ap.add_argument("--negative-share", type=float, default=0.3, help="share of windows without an answer")
+    ap.add_argument("--negative-mix", default="0.4,0.35,0.25",
+                    help="of those: near misses, other paragraphs, adversarial questions (proportions)")
+    ap.add_argument("--opposites", action="store_true",
+                    help="adversarial questions also swap a word for its opposite; names only the article's")
+    ap.add_argument("--context-share", type=float, default=0.0,
+                    help="answered windows without the sentence before that names what was asked")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from the weights of an earlier run's checkpoint (a second stage)")
     return parse(ap, argv, 90.0, 8e-5)
+
+
+def recipe_of(args: argparse.Namespace) -> Recipe:
+    return Recipe(args.negative_share, tuple(float(x) for x in args.negative_mix.split(",")), args.opposites,
+                  args.context_share)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,13 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     val, train = split_articles(articles, args.validation_articles, rng)
     log(f"{len(train)} training articles, {len(val)} validation articles")
 
-    examples = build(train, tokens, args.window_tokens - 4, args.negative_share, args.questions, rng)
+    examples = build(train, tokens, args.window_tokens - 4, recipe_of(args), args.questions, rng)
     encoded = [e for e in (encode(x, tokens) for x in examples) if e is not None]
     negatives = sum(e["start"] == 0 for e in encoded)
     log(f"{len(encoded)} windows ({len(encoded) - negatives} with an answer, {negatives} without)")
     plan = epochs(batches(encoded, args.batch, rng), args)
 
     model = BertForQuestionAnswering.from_pretrained(str(base))
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, weights_only=False)["model"])
+        log(f"starting from the weights of {args.init}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     # the bound counts from the start of the script: building the windows is part of the run
     ckpt = Checkpoint.of(args, data_sha, "reader", model, opt, linear_schedule(opt, len(plan)), began)
@@ -364,12 +448,15 @@ def main(argv: list[str] | None = None) -> int:
 def write_card(path: Path, card: dict) -> None:
     """The human-readable model card beside the model."""
     v, q = card["validation_fp32"], card["validation_int8"]
+    init = card["arguments"].get("init", "None")
+    first = "" if init == "None" else (f"`make train-reader` (the script's defaults), whose checkpoint "
+                                       f"(here `{init}`) the second stage starts from: ")
     path.write_text(f"""# Footnote reader (span + no-answer), int8 ONNX
 
 - Base model: {card["base_model"]}.
 - Training data: {card["training_data"]}. No article is shared with the evaluation files.
 - Licence of this model: the base model's Apache-2.0; trained on CC BY-SA 4.0 text.
-- Reproduce: `{card["command"]}` (seed {card["seed"]}, torch {card["torch"]}).
+- Reproduce: {first}`{card["command"]}` (seed {card["seed"]}, torch {card["torch"]}).
 - Training: {card["windows"]} windows ({card["no_answer_windows"]} without an answer), {card["steps"]} of
   {card["planned_steps"]} planned steps, {card["train_minutes"]} minutes on this machine's CPU.
 - Validation ({card["arguments"]["validation_articles"]} held-out articles, gold paragraph given,

@@ -120,6 +120,7 @@ def run_steps(ckpt: Checkpoint, args: argparse.Namespace, examples: list[dict], 
             log(f"stopped at step {step}/{total} (--stop-after); run again without it to resume")
             return None
     ckpt.save(step)
+    log(f"checkpoint {ckpt.path} at step {step}/{total} (a second stage may start from it: --init)")
     return step
 
 

@@ -294,9 +294,16 @@ def test_the_shipped_reader_imports_no_torch(tmp_path: Path):
 def test_make_train_reader_defaults_are_the_shipped_models_run():
     """`make train-reader` with no arguments trains what the model card says was shipped."""
     card = json.loads((BUNDLED / "model_card.json").read_text())
+    tr = script("train_reader")
+    args = tr.arguments([])
     where = ("data", *script("training").NOT_THE_RUN)  # where things are, not what is trained
-    defaults = {k: str(v) for k, v in vars(script("train_reader").arguments([])).items() if k not in where}
+    defaults = {k: str(v) for k, v in vars(args).items() if k not in where and k in card["arguments"]}
     assert defaults == {k: v for k, v in card["arguments"].items() if k not in where}
+    # options added since that run default to what it did: one stage, its windows
+    later = set(vars(args)) - set(card["arguments"]) - set(where)
+    assert later <= {"negative_mix", "opposites", "context_share", "init"}
+    assert args.init is None
+    assert tr.recipe_of(args) == tr.Recipe(negative_share=float(card["arguments"]["negative_share"]))
 
 
 @pytest.mark.slow

@@ -340,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--index", default=None, help="index folder (default: index/), or a postgresql:// DSN")
         p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
         p.add_argument("--reader", default=None, metavar="PATH",
-                       help="a local Hugging Face question-answering model folder to read spans with "
-                            "(default: Footnote's own reader)")
+                       help="a reader folder to read spans with: one scripts/train_reader.py wrote, or a "
+                            "local Hugging Face question-answering model (default: Footnote's own reader)")
 
     p = sub.add_parser("index", help="build or update the index from files and folders")
     p.add_argument("paths", nargs="*", help="files and folders to index (default: sources/)")
@@ -420,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--index", default=None, help="keep (and reuse) the eval index here instead of a temporary one")
     p.add_argument("--model", default=None, help="embedding model: bundled (default), a name or a folder")
-    p.add_argument("--reader", default=None, metavar="PATH", help="a local Hugging Face question-answering folder")
+    p.add_argument("--reader", default=None, metavar="PATH",
+                   help="a reader folder: one scripts/train_reader.py wrote, or a Hugging Face QA model")
     p.add_argument("--predictions", default=None, metavar="FILE",
                    help="write {question id: answer text} (\"\" for an abstention), the official SQuAD 2.0 format")
     p.add_argument("--evidence", default=None, metavar="FILE",

@@ -55,7 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("reranker", "", "Cross-encoder: empty for Footnote's own (6 layers, distilled here from the 12-layer "
                             "ms-marco-MiniLM-L-12-v2, int8 ONNX), `ms-marco-l12` for that teacher (about twice as "
                             "slow), or a folder holding model.onnx and tokenizer.json."),
-    Setting("reader", "", "Span reader: empty for Footnote's own (int8 ONNX), or a local Hugging Face "
+    Setting("reader", "", "Span reader: empty for Footnote's own (int8 ONNX), a folder that "
+                          "scripts/train_reader.py wrote (model.onnx), or a local Hugging Face "
                           "question-answering model folder (run with transformers and torch)."),
     Setting("min_support", CALIBRATION.threshold, "Lowest answer confidence (0..1, from the calibration file "
                                                   "qa/models/calibration.json) that still counts as an answer.",

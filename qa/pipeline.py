@@ -66,11 +66,15 @@ class Models:
                 "span_model": self._span is not None}
 
     def span_model(self) -> SpanModel:
-        """The shipped span model, or the `reader` setting's Hugging Face folder."""
+        """The shipped span model, or the `reader` setting's folder: one `scripts/train_reader.py`
+        wrote (`model.onnx`), or a Hugging Face question-answering model."""
         with self._lock:
             if self._span is None:
-                path = self.config["reader"]
-                self._span = TransformersSpanModel(Path(path)) if path else OnnxSpanModel()
+                path = Path(self.config["reader"]) if self.config["reader"] else None
+                if path is None or (path / "model.onnx").is_file():
+                    self._span = OnnxSpanModel(path)
+                else:
+                    self._span = TransformersSpanModel(path)
             return self._span
 
 

@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qa import load
-from qa.eval.evaluate import load_all, open_index, paragraph_ranges, sample, sha256
+from qa.eval.evaluate import Corpus, Question, load_all, open_index, paragraph_ranges, sample, sha256
 from qa.eval.scoring import best_f1, contains_answer, exact_match, overlaps
+from qa.pipeline import Pipeline
 from qa.read.signals import CALIBRATION_FILE
 from qa.read.spans import BUNDLED, trained_window
 from qa.search.rerank import SHIPPED, folder_for
@@ -100,27 +101,32 @@ def read_all(file: str, limit: int | None, index: str | None, cache: Path) -> li
     path = cache / f"readings-{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    records = []
     with tempfile.TemporaryDirectory(prefix="footnote-calibrate-") as tmp:
-        pipe = open_index(corpus, config, index or tmp)
-        ranges = paragraph_ranges(pipe, corpus)
-        for n, q in enumerate(sample(corpus.questions, limit)):
-            r = pipe.read(q.text)
-            rec = {"id": q.id, "article": q.document, "answerable": q.answerable, "read": r.best is not None}
-            if r.best is not None:
-                doc_id, spans = ranges[q.document]
-                best = r.best
-                own = best.document.id == doc_id and overlaps(
-                    (best.sentence.start, best.sentence.end), spans[q.paragraph])
-                rec.update(signals=r.signals, pasted=r.pasted, span=best.span,
-                           right=bool(q.answerable and own and contains_answer(best.text, q.answers)),
-                           em=exact_match(best.span, q.answers) if q.answerable else 0.0,
-                           f1=best_f1(best.span, q.answers) if q.answerable else 0.0)
-            records.append(rec)
-            if (n + 1) % 250 == 0:
-                print(f"read {n + 1} questions", file=sys.stderr, flush=True)
+        records = read_questions(open_index(corpus, config, index or tmp), corpus, sample(corpus.questions, limit))
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records))
+    return records
+
+
+def read_questions(pipe: Pipeline, corpus: Corpus, questions: list[Question]) -> list[dict]:
+    """A record for each question read with `pipe` (see `read_all`); `scripts/reader_folds.py`
+    reads each fold's questions with its own reader through this too."""
+    ranges = paragraph_ranges(pipe, corpus)
+    records = []
+    for n, q in enumerate(questions):
+        r = pipe.read(q.text)
+        rec = {"id": q.id, "article": q.document, "answerable": q.answerable, "read": r.best is not None}
+        if r.best is not None:
+            doc_id, spans = ranges[q.document]
+            best = r.best
+            own = best.document.id == doc_id and overlaps((best.sentence.start, best.sentence.end), spans[q.paragraph])
+            rec.update(signals=r.signals, pasted=r.pasted, span=best.span,
+                       right=bool(q.answerable and own and contains_answer(best.text, q.answers)),
+                       em=exact_match(best.span, q.answers) if q.answerable else 0.0,
+                       f1=best_f1(best.span, q.answers) if q.answerable else 0.0)
+        records.append(rec)
+        if (n + 1) % 250 == 0:
+            print(f"read {n + 1} questions", file=sys.stderr, flush=True)
     return records
 
 
@@ -144,9 +150,14 @@ def main() -> int:
     parser.add_argument("--answer-share", type=float, default=0.87,
                         help="share of answerable questions to answer (default 0.87)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "footnote" / "calibrate")
+    parser.add_argument("--readings", type=Path, default=None,
+                        help="fit on these readings instead of reading (as scripts/reader_folds.py writes them)")
     parser.add_argument("--write", action="store_true", help=f"write {CALIBRATION_FILE.relative_to(Path.cwd())}")
     args = parser.parse_args()
-    records = read_all(args.file, args.limit, args.index, args.cache)
+    if args.readings is not None and args.write:
+        parser.error("--readings are made with other readers than the shipped one: nothing to --write")
+    records = (json.loads(args.readings.read_text()) if args.readings is not None
+               else read_all(args.file, args.limit, args.index, args.cache))
     read = [r for r in records if r["read"]]
     x = np.array([[r["signals"][s] for s in SIGNALS] for r in read])
     y = np.array([float(r["right"]) for r in read])

@@ -165,13 +165,17 @@ def build(articles: list[dict], tokens: Tokens, budget: int, recipe: Recipe, lim
                 if limit is not None and qas_seen >= limit:
                     return out
                 qas_seen += 1
+                q = qa["question"].strip()
+                if not qa["answers"]:  # a SQuAD 2.0 question written to have no answer here
+                    lo, hi = window_around(spans, counts, rng.randrange(len(spans)), budget - len(q.split()) * 2, rng)
+                    out.append({"q": q, "sents": [ctx[s:e] for s, e in spans[lo:hi]], "ans": None})
+                    continue
                 ans = qa["answers"][0]
                 a0, a1 = ans["answer_start"], ans["answer_start"] + len(ans["text"])
                 holder = [k for k, (s, e) in enumerate(spans) if s <= a0 and a1 <= e]
                 if not holder:
                     continue
                 k = holder[0]
-                q = qa["question"].strip()
                 qbudget = budget - len(q.split()) * 2
                 lo, hi = window_around(spans, counts, k, qbudget, rng)
                 sents = [ctx[s:e] for s, e in spans[lo:hi]]
@@ -372,7 +376,22 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                     help="answered windows without the sentence before that names what was asked")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from the weights of an earlier run's checkpoint (a second stage)")
+    ap.add_argument("--tune", type=Path, default=None,
+                    help="a SQuAD 2.0 file whose questions (unanswerable ones too) join the training windows")
+    ap.add_argument("--tune-fold", default=None, metavar="K/N",
+                    help="leave out fold K of N of the --tune file's articles (sorted by title)")
     return parse(ap, argv, 90.0, 8e-5)
+
+
+def tune_articles(path: Path, fold: str | None) -> list[dict]:
+    """The articles of a SQuAD 2.0 file to train on: all of them, or all but fold K of N
+    (articles sorted by title, fold K is every Nth from the (K-1)th), for article-wise
+    cross-validation on that file."""
+    articles = sorted(json.loads(path.read_text())["data"], key=lambda a: a["title"])
+    if fold is None:
+        return articles
+    k, n = (int(x) for x in fold.split("/"))
+    return [a for i, a in enumerate(articles) if i % n != k - 1]
 
 
 def recipe_of(args: argparse.Namespace) -> Recipe:
@@ -399,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(train)} training articles, {len(val)} validation articles")
 
     examples = build(train, tokens, args.window_tokens - 4, recipe_of(args), args.questions, rng)
+    if args.tune is not None:
+        tuning = tune_articles(args.tune, args.tune_fold)
+        log(f"tuning on the questions of {len(tuning)} articles of {args.tune.name}")
+        examples += build(tuning, tokens, args.window_tokens - 4, recipe_of(args), None, rng)
     encoded = [e for e in (encode(x, tokens) for x in examples) if e is not None]
     negatives = sum(e["start"] == 0 for e in encoded)
     log(f"{len(encoded)} windows ({len(encoded) - negatives} with an answer, {negatives} without)")

@@ -282,6 +282,15 @@ def test_a_users_own_reader_folder_is_loaded_through_transformers(tmp_path: Path
     assert bad.returncode != 0 and bad.stderr.startswith("error:") and "tokenizer.json" in bad.stderr
 
 
+def test_a_reader_folder_that_train_reader_wrote_runs_on_onnxruntime(tmp_path: Path, canal: Pipeline):
+    folder = tmp_path / "my-reader"
+    shutil.copytree(BUNDLED, folder)
+    pipe = Pipeline({**canal.config, "reader": str(folder)}, embedder=canal.embedder)
+    model = pipe.models.span_model()
+    assert type(model).__name__ == "OnnxSpanModel" and model.tokens.max_tokens == trained_window(folder)
+    assert pipe.ask("Who designed the aqueduct?").answer.text == canal.ask("Who designed the aqueduct?").answer.text
+
+
 def test_the_shipped_reader_imports_no_torch(tmp_path: Path):
     code = ("import sys; from qa import Pipeline; p = Pipeline({'index': sys.argv[1]}); p.models.span_model(); "
             "print('torch' in sys.modules)")
@@ -301,8 +310,8 @@ def test_make_train_reader_defaults_are_the_shipped_models_run():
     assert defaults == {k: v for k, v in card["arguments"].items() if k not in where}
     # options added since that run default to what it did: one stage, its windows
     later = set(vars(args)) - set(card["arguments"]) - set(where)
-    assert later <= {"negative_mix", "opposites", "context_share", "init"}
-    assert args.init is None
+    assert later <= {"negative_mix", "opposites", "context_share", "init", "tune", "tune_fold"}
+    assert args.init is None and args.tune is None
     assert tr.recipe_of(args) == tr.Recipe(negative_share=float(card["arguments"]["negative_share"]))
 
 

@@ -3,10 +3,14 @@ point at the answer, and the no-answer windows of each kind a recipe asks for.""
 
 from __future__ import annotations
 
+import json
 import random
+import re
+import subprocess
+import sys
 
 from qa.read.spans import BUNDLED, Tokens
-from tests.conftest import script
+from tests.conftest import ROOT, script
 
 CANAL_ARTICLE = {"title": "Canal", "paragraphs": [
     {"context": "The canal opened in 1822. Harriet Vane proposed it to the Board. It was the first canal "
@@ -84,3 +88,49 @@ def test_adversarial_questions_swap_a_number_a_name_an_opposite_or_negate():
     shipped = {tr.adversarial(question, article, random.Random(seed)) for seed in range(60)}
     assert not any("last" in q for q in shipped - {None})
     assert tr.adversarial("When was the canal opened?", article, random.Random(1)) == "When was not the canal opened?"
+
+
+def test_questions_written_to_have_no_answer_are_no_answer_windows_of_their_paragraph():
+    tr = script("train_reader")
+    article = {"title": "Canal", "paragraphs": [{**CANAL_ARTICLE["paragraphs"][0], "qas": [
+        *CANAL_ARTICLE["paragraphs"][0]["qas"],
+        {"question": "Who proposed the canal to the King?", "answers": [], "is_impossible": True}]}]}
+    made = tr.build([article], Tokens(BUNDLED / "tokenizer.json", max_tokens=128), 124, tr.Recipe(negative_share=0),
+                    None, random.Random(3))
+    [refused] = [w for w in made if w["q"] == "Who proposed the canal to the King?"]
+    assert refused["ans"] is None and " ".join(refused["sents"]) in article["paragraphs"][0]["context"]
+    assert len(made) == 3
+
+
+def test_tuning_folds_leave_out_every_nth_article_by_title(tmp_path):
+    tr = script("train_reader")
+    path = tmp_path / "squad2.json"
+    path.write_text(json.dumps({"data": [{"title": t, "paragraphs": []} for t in "EDCBAGF"]}))
+    assert [a["title"] for a in tr.tune_articles(path, None)] == list("ABCDEFG")
+    assert [a["title"] for a in tr.tune_articles(path, "1/3")] == list("BCEF")
+    assert [a["title"] for a in tr.tune_articles(path, "3/3")] == list("ABDEG")
+
+
+def test_calibrate_fits_on_readings_made_by_the_fold_models(tmp_path):
+    """`scripts/calibrate.py --readings` (what `scripts/reader_folds.py` writes) fits and scores
+    without reading anything, and refuses to write a calibration for the shipped reader from them."""
+    rng = random.Random(5)
+    signals = ("margin", "relevance", "passage_relevance", "missing_names", "missing_numbers", "near_miss", "negation")
+    records = []
+    for n in range(240):
+        answerable = n % 2 == 0
+        right = answerable and rng.random() < 0.8
+        sig = {s: rng.gauss(2.0 if right else 0.0, 1.0) for s in signals}
+        records.append({"id": str(n), "article": f"a{n // 2 % 4}", "answerable": answerable, "read": True,
+                        "signals": sig, "pasted": False, "span": "x", "right": right, "em": float(right),
+                        "f1": float(right)})
+    readings = tmp_path / "readings.json"
+    readings.write_text(json.dumps(records))
+    run = [sys.executable, str(ROOT / "scripts" / "calibrate.py"), str(tmp_path / "unused.json"), "--readings",
+           str(readings)]
+    out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    held = json.loads(re.search(r"held out .*?: (\{.*\})", out.stdout).group(1).replace("'", '"'))
+    assert 0.8 < held["has_answer_answered"] < 0.95 and held["no_answer_abstained"] > 0.5
+    refused = subprocess.run([*run, "--write"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert refused.returncode == 2 and "--readings" in refused.stderr

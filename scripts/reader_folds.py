@@ -43,9 +43,9 @@ def main() -> int:
     parser.add_argument("--index", default=None, help="reuse or keep the eval index here")
     parser.add_argument("--work", type=Path, default=CACHE / "folds", help="fold models and readings")
     args, train_args = parser.parse_known_args()  # the rest are train_reader.py's
-    titles = [a["title"] for a in sorted(json.loads(args.file.read_text())["data"], key=lambda a: a["title"])]
-    article_of = {qa["id"]: a["title"] for a in json.loads(args.file.read_text())["data"]
-                  for p in a["paragraphs"] for qa in p["qas"]}
+    data = json.loads(args.file.read_text())["data"]
+    titles = sorted(a["title"] for a in data)  # as train_reader.tune_articles orders them
+    article_of = {qa["id"]: a["title"] for a in data for p in a["paragraphs"] for qa in p["qas"]}
     corpus, config = load_all([str(args.file)]), load(config_file=None)
     records = []
     for k in range(1, args.folds + 1):

@@ -16,7 +16,9 @@ the no-answer option (the [CLS] token) is learnt from windows made here:
 `--negative-share` sets how many windows have no answer, `--negative-mix` the three kinds'
 shares, `--context-share` how many questions whose names sit only in the sentence before the
 answer's are also read without that sentence (so a missing name alone is no reason to refuse).
-`--init` starts a second stage from an earlier run's checkpoint.
+`--init` starts a second stage from an earlier run's checkpoint; `--tune FILE` adds a SQuAD 2.0
+file's questions, its unanswerable ones as no-answer windows (`--tune-fold K/N` leaves out fold K,
+as `scripts/reader_folds.py` does for article-wise cross-validation).
 Articles are split into training and validation before anything is built; validation reports
 closed-setting EM/F1 (gold paragraph given) and how often no-answer windows are refused.
 
@@ -148,7 +150,6 @@ class Recipe:
 def build(articles: list[dict], tokens: Tokens, budget: int, recipe: Recipe, limit: int | None,
           rng: random.Random) -> list[dict]:
     """Training windows: {question, window (sentences), answer (sentence, start, end) or None}."""
-    neg_share = recipe.negative_share
     out: list[dict] = []
     qas_seen = 0
     for art in articles:
@@ -166,8 +167,9 @@ def build(articles: list[dict], tokens: Tokens, budget: int, recipe: Recipe, lim
                     return out
                 qas_seen += 1
                 q = qa["question"].strip()
+                qbudget = budget - len(q.split()) * 2
                 if not qa["answers"]:  # a SQuAD 2.0 question written to have no answer here
-                    lo, hi = window_around(spans, counts, rng.randrange(len(spans)), budget - len(q.split()) * 2, rng)
+                    lo, hi = window_around(spans, counts, rng.randrange(len(spans)), qbudget, rng)
                     out.append({"q": q, "sents": [ctx[s:e] for s, e in spans[lo:hi]], "ans": None})
                     continue
                 ans = qa["answers"][0]
@@ -176,7 +178,6 @@ def build(articles: list[dict], tokens: Tokens, budget: int, recipe: Recipe, lim
                 if not holder:
                     continue
                 k = holder[0]
-                qbudget = budget - len(q.split()) * 2
                 lo, hi = window_around(spans, counts, k, qbudget, rng)
                 sents = [ctx[s:e] for s, e in spans[lo:hi]]
                 out.append({"q": q, "sents": sents, "ans": (k - lo, a0 - spans[k][0], a1 - spans[k][0])})
@@ -184,7 +185,7 @@ def build(articles: list[dict], tokens: Tokens, budget: int, recipe: Recipe, lim
                     _, hi2 = window_around(spans[k:], counts[k:], 0, qbudget, rng)
                     out.append({"q": q, "sents": [ctx[s:e] for s, e in spans[k:k + hi2]],
                                 "ans": (0, a0 - spans[k][0], a1 - spans[k][0])})
-                if rng.random() >= neg_share / (1 - neg_share) * 1.0:
+                if rng.random() >= recipe.negative_share / (1 - recipe.negative_share):
                     continue
                 # one no-answer window for this question, of a kind drawn from `mix`; when that
                 # kind cannot be made here, the kinds after it are tried

@@ -15,7 +15,9 @@ then decided with both. The printed held-out EM, F1, sentence accuracy, answered
 abstained are the honest figures; `qa eval` on this same file with the written calibration is
 in-sample (it says so in `in_sample`). `--write` stores the weights fitted on the whole file
 with its own inner-CV threshold. Tune on this public file only; SQuAD 1.1 and CLAPNQ stay
-untouched.
+untouched. `--readings FILE` fits and scores readings made elsewhere instead of reading (those
+`scripts/reader_folds.py` makes, each fold read by a reader that never saw it); they come from
+other readers than the shipped one, so they cannot be written as its calibration.
 """
 
 from __future__ import annotations
